@@ -1,0 +1,264 @@
+"""Folder discovery, grouping of fields into samples, and batch execution.
+
+Grouping rules (``discover``):
+
+* an immediate subfolder of the input folder is a **sample**; the images in
+  it (and below it) are its **fields**, numbered by the number at the end of
+  their stem, else by name order;
+* in the input folder itself, a stem ending in a number splits into sample
+  and field at the last ``_`` or ``-``: ``S01_f03`` -> sample ``S01``, field 3;
+  ``S01-3`` -> ``S01``, field 3;
+* a stem with no trailing number (or no separator) is a one-field sample,
+  with a warning.
+
+Sidecars (``*.roi.json``, ``*.mask.png``, ``*.roi``), temporary names
+(``~*``, ``*.tmp``, ``*.part``), hidden files and non-image extensions are
+never fields.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import PorometError
+from .pipeline import Pipeline
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "FieldTask",
+    "discover",
+    "is_candidate_image",
+    "split_stem",
+    "process_field",
+    "run_fields",
+]
+
+IMAGE_EXTENSIONS = frozenset({".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg"})
+_TEMP_PATTERNS = re.compile(r"^(~.*|\..*|.*\.(tmp|part|partial|crdownload|swp))$", re.I)
+_TRAILING = re.compile(r"^(?P<sample>.+)[_-](?P<prefix>[A-Za-z]*)(?P<num>\d+)$")
+
+
+@dataclass(frozen=True)
+class FieldTask:
+    """One image to measure, with its sample and field number."""
+
+    path: str
+    sample: str
+    field: int
+
+
+def is_sidecar_name(name: str) -> bool:
+    low = name.lower()
+    return low.endswith((".roi.json", ".mask.png", ".roi", ".done"))
+
+
+def is_candidate_image(path: str | Path) -> bool:
+    """True for file names that may be fields (by extension; content checked on reading)."""
+    name = Path(path).name
+    if _TEMP_PATTERNS.match(name) or is_sidecar_name(name):
+        return False
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def image_stem(name: str) -> str:
+    """File name without its image suffix (``a.ome.tif`` -> ``a``)."""
+    stem = Path(name).stem
+    if stem.lower().endswith(".ome"):
+        stem = stem[:-4]
+    return stem
+
+
+def split_stem(stem: str) -> tuple[str, int | None]:
+    """Split a flat-folder stem into (sample, field).
+
+    Examples
+    --------
+    >>> split_stem("S01_f03")
+    ('S01', 3)
+    >>> split_stem("S01-3")
+    ('S01', 3)
+    >>> split_stem("cover")
+    ('cover', None)
+    """
+    m = _TRAILING.match(stem)
+    if not m:
+        return stem, None
+    return m["sample"], int(m["num"])
+
+
+def _field_number(stem: str) -> int | None:
+    m = re.search(r"(\d+)$", stem)
+    return int(m.group(1)) if m else None
+
+
+def discover(input_dir: str | Path, *, exclude: Iterable[str | Path] = ()) -> tuple[list[FieldTask], list[str]]:
+    """List the fields in ``input_dir`` and group them into samples.
+
+    Returns
+    -------
+    tasks : list of FieldTask
+        Sorted by sample, then field number.
+    notes : list of str
+        Warnings about the grouping (one-field samples, duplicate field numbers).
+    """
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise PorometError(f"{root}: not a folder")
+    excluded = {Path(e).resolve() for e in exclude}
+    notes: list[str] = []
+    tasks: list[FieldTask] = []
+
+    def _skip_dir(p: Path) -> bool:
+        return p.name.startswith((".", "_")) or p.resolve() in excluded
+
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        p = Path(entry.path)
+        if entry.is_dir():
+            if _skip_dir(p):
+                continue
+            files = []
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not _skip_dir(Path(dirpath) / d))
+                files += [Path(dirpath) / f for f in sorted(filenames) if is_candidate_image(f)]
+            numbers = [_field_number(image_stem(f.name)) for f in files]
+            if None in numbers or len(set(numbers)) != len(numbers):
+                if files:
+                    notes.append(f"{p.name}: field numbers taken from file-name order "
+                                 "(not every file name ends in a distinct number)")
+                numbers = list(range(1, len(files) + 1))
+            tasks += [FieldTask(str(f.resolve()), p.name, n) for f, n in zip(files, numbers)]
+        elif entry.is_file() and is_candidate_image(entry.name):
+            sample, field = split_stem(image_stem(entry.name))
+            if field is None:
+                notes.append(f"{entry.name}: no trailing field number; measured as a one-field sample {sample!r}")
+                field = 1
+            tasks.append(FieldTask(str(p.resolve()), sample, field))
+    seen: dict[tuple[str, int], str] = {}
+    for t in tasks:
+        key = (t.sample, t.field)
+        if key in seen:
+            notes.append(f"{Path(t.path).name}: sample {t.sample!r} field {t.field} also used by "
+                         f"{Path(seen[key]).name}")
+        seen.setdefault(key, t.path)
+    tasks.sort(key=lambda t: (t.sample, t.field, t.path))
+    return tasks, notes
+
+
+# -- executing ----------------------------------------------------------------
+
+def pin_threads() -> None:
+    """Pin OpenCV and BLAS to one thread (each worker process is one core)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # pragma: no cover - OpenCV missing is an install error
+        pass
+
+
+def process_field(task: FieldTask, pipeline: Pipeline, out_dir: str | None = None, *,
+                  roi=None, render: bool = True, save_masks: bool = False):
+    """Measure one field and render its overlay; never raises for bad input.
+
+    Returns a :class:`~poromet.records.FieldResult` whose ``status`` is
+    ``'error'`` (with the message) when the file could not be measured.
+    """
+    from .measure import error_result, measure_field
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if render and out_dir is not None:
+                result, arrays = measure_field(task.path, roi=roi, pipeline=pipeline,
+                                               return_arrays=True)
+            else:
+                result, arrays = measure_field(task.path, roi=roi, pipeline=pipeline), None
+    except PorometError as exc:
+        return error_result(task.path, str(exc), pipeline, sample=task.sample, field=task.field)
+    except MemoryError:
+        return error_result(task.path, f"{task.path}: not enough memory to measure this image",
+                            pipeline, sample=task.sample, field=task.field)
+    except Exception as exc:  # a bug, not a user mistake: keep the batch going
+        return error_result(task.path, f"{task.path}: internal error ({type(exc).__name__}: {exc})",
+                            pipeline, sample=task.sample, field=task.field)
+    result = result.replace(sample=task.sample, field=task.field)
+    if arrays is not None:
+        try:
+            from .report.overlay import render_field
+
+            result = render_field(result, arrays, out_dir, save_masks=save_masks)
+        except Exception as exc:  # rendering must not lose a measurement
+            result = result.replace(warnings=result.warnings + (f"overlay not written: {exc}",))
+    return result
+
+
+def _worker_init() -> None:
+    pin_threads()
+
+
+def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None = None, *,
+               workers: int | None = None, roi=None, render: bool = True,
+               save_masks: bool = False) -> Iterator:
+    """Measure ``tasks`` with a pool of local worker processes.
+
+    Yields results as they complete (order not guaranteed); memory stays
+    bounded because at most ``4 * workers`` tasks are in flight.
+    ``workers=1`` runs in this process.
+    """
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(tasks) <= 1:
+        pin_threads()
+        for t in tasks:
+            yield process_field(t, pipeline, out_dir, roi=roi, render=render, save_masks=save_masks)
+        return
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .measure import error_result
+
+    ctx = mp.get_context("spawn") if os.name == "nt" else mp.get_context("forkserver")
+    queue = list(reversed(tasks))          # pop() from the end keeps the order
+    tries: dict[str, int] = {}
+    crashed: list = []
+    while queue:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 initializer=_worker_init) as pool:
+            pending: dict = {}
+            broken = False
+            while (queue or pending) and not broken:
+                while queue and len(pending) < 4 * workers:
+                    t = queue.pop()
+                    fut = pool.submit(process_field, t, pipeline, out_dir, roi=roi,
+                                      render=render, save_masks=save_masks)
+                    pending[fut] = t
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for f in finished:
+                    t = pending.pop(f)
+                    try:
+                        yield f.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        crashed.append(t)
+                    except Exception as exc:
+                        yield error_result(t.path, f"{t.path}: internal error ({exc})", pipeline,
+                                           sample=t.sample, field=t.field)
+            if broken:
+                # A worker died (out of memory, killed): retry what was in flight
+                # in a fresh pool; a task in flight at three deaths is an error.
+                for t in crashed + list(pending.values()):
+                    tries[t.path] = tries.get(t.path, 0) + 1
+                    if tries[t.path] > 2:
+                        yield error_result(t.path, f"{t.path}: the worker process died while "
+                                           "measuring this image (out of memory?)", pipeline,
+                                           sample=t.sample, field=t.field)
+                    else:
+                        queue.append(t)
+                crashed.clear()
