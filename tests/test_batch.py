@@ -1,0 +1,81 @@
+"""Folder discovery and grouping of fields into samples (no image content needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from poromet.batch import discover, is_candidate_image, split_stem
+from poromet.errors import PorometError
+
+
+def touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return p
+
+
+@pytest.mark.parametrize(
+    "stem, expected",
+    [
+        ("S01_f03", ("S01", 3)),
+        ("S01-3", ("S01", 3)),
+        ("lot_7_S2_12", ("lot_7_S2", 12)),
+        ("A-B_field10", ("A-B", 10)),
+        ("cover", ("cover", None)),
+        ("sample12", ("sample12", None)),
+    ],
+)
+def test_split_stem(stem, expected):
+    assert split_stem(stem) == expected
+
+
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("a.tif", True), ("a.TIFF", True), ("a.png", True), ("a.jpg", True), ("a.bmp", True),
+        ("a.roi.json", False), ("a.mask.png", False), ("a.roi", False), ("S01.done", False),
+        ("~a.tif", False), ("a.tif.tmp", False), ("a.tif.part", False), (".a.tif", False),
+        ("truth.csv", False), ("README.md", False),
+    ],
+)
+def test_candidate_images(name, ok):
+    assert is_candidate_image(name) is ok
+
+
+def test_subfolders_are_samples_and_flat_stems_split(tmp_path):
+    for i in (1, 2, 10):
+        touch(tmp_path / "S01" / f"S01_f{i:02d}.tif")
+        touch(tmp_path / "S01" / f"S01_f{i:02d}.roi.json")
+    touch(tmp_path / "S02" / "deep" / "x_3.png")
+    touch(tmp_path / "L7_f01.tif")
+    touch(tmp_path / "L7-2.tif")
+    touch(tmp_path / "overview.tif")
+    touch(tmp_path / "truth.csv")
+    touch(tmp_path / "out" / "ignored_1.tif")
+    tasks, notes = discover(tmp_path, exclude=[tmp_path / "out"])
+    got = [(t.sample, t.field, Path(t.path).name) for t in tasks]
+    assert got == [
+        ("L7", 1, "L7_f01.tif"),
+        ("L7", 2, "L7-2.tif"),
+        ("S01", 1, "S01_f01.tif"),
+        ("S01", 2, "S01_f02.tif"),
+        ("S01", 10, "S01_f10.tif"),
+        ("S02", 3, "x_3.png"),
+        ("overview", 1, "overview.tif"),
+    ]
+    assert all(Path(t.path).is_absolute() for t in tasks)
+    assert any("overview.tif" in n and "one-field sample" in n for n in notes)
+
+
+def test_duplicate_numbers_fall_back_to_name_order(tmp_path):
+    touch(tmp_path / "S1" / "a_1.tif")
+    touch(tmp_path / "S1" / "b_1.tif")
+    touch(tmp_path / "S1" / "c.tif")
+    tasks, notes = discover(tmp_path)
+    assert [(t.field, Path(t.path).name) for t in tasks] == [(1, "a_1.tif"), (2, "b_1.tif"), (3, "c.tif")]
+    assert any("file-name order" in n for n in notes)
+
+
+def test_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(PorometError, match="not a folder"):
+        discover(tmp_path / "nope")
