@@ -64,7 +64,7 @@ def _parse_roi(text):
     try:
         return parse_roi_string(text)
     except PorometError as exc:
-        raise UsageFailure(f"--roi: {exc}") from None
+        raise UsageFailure(str(exc)) from None
 
 
 _common_options = [
