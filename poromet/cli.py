@@ -242,8 +242,11 @@ def batch(input_dir, out_dir, workers, no_report, save_masks, roi, density_sheet
     if density_sheet is not None:
         from .sheet import join_density
 
-        density_fn = lambda samples: join_density(samples, density_sheet, p,  # noqa: E731
-                                                  materials=materials)
+        density_notes: list[str] = []
+
+        def density_fn(samples):
+            return join_density(samples, density_sheet, p, materials=materials,
+                                warnings=density_notes)
     info["measure_seconds"] = round(measure_s, 3)
     t1 = time.perf_counter()
     try:
@@ -252,6 +255,9 @@ def batch(input_dir, out_dir, workers, no_report, save_masks, roi, density_sheet
     except PorometError as exc:
         raise UsageFailure(f"{exc}") from None
     info["write_seconds"] = round(time.perf_counter() - t1, 3)
+    if density_sheet is not None:
+        for n in density_notes:
+            click.echo(f"warning: density sheet: {n}", err=True)
     n_err = sum(r.status == "error" for r in results)
     n_flag = sum(r.status == "flagged" for r in results)
     samples = sorted({r.sample for r in results})
