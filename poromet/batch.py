@@ -37,6 +37,7 @@ __all__ = [
     "split_stem",
     "process_field",
     "run_fields",
+    "task_for_path",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg"})
@@ -262,3 +263,51 @@ def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None =
                     else:
                         queue.append(t)
                 crashed.clear()
+
+
+def task_for_path(input_dir: str | Path, path: str | Path) -> FieldTask | None:
+    """The :class:`FieldTask` that :func:`discover` would make for one file.
+
+    Applies the same rules as :func:`discover` (sample subfolders, flat-folder
+    stems, skipped hidden/``_`` folders, temporary names and sidecars) to a
+    single ``path`` inside ``input_dir``, so a watch service can place a new
+    file without rescanning the whole folder.  In a sample folder whose file
+    names do not all end in distinct numbers the field number depends on the
+    other files (name order), so that folder is listed.
+
+    Returns
+    -------
+    FieldTask or None
+        None when ``path`` is not a field: outside ``input_dir``, not a
+        candidate image name, or inside a skipped folder.
+
+    Examples
+    --------
+    >>> task_for_path("/data/in", "/data/in/S01_f03.tif")    # doctest: +SKIP
+    FieldTask(path='/data/in/S01_f03.tif', sample='S01', field=3)
+    """
+    root = Path(input_dir).resolve()
+    p = Path(path)
+    p = (root / p if not p.is_absolute() else p).resolve()
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        return None
+    if not rel.parts or not is_candidate_image(p.name):
+        return None
+    if len(rel.parts) == 1:
+        sample, field = split_stem(image_stem(p.name))
+        return FieldTask(str(p), sample, 1 if field is None else field)
+    if any(part.startswith((".", "_")) for part in rel.parts[:-1]):
+        return None
+    sample_dir = root / rel.parts[0]
+    files = []
+    for dirpath, dirnames, filenames in os.walk(sample_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        files += [Path(dirpath) / f for f in sorted(filenames) if is_candidate_image(f)]
+    if p not in files:
+        files.append(p)        # not on disk (any more): number it by its own name
+    numbers = [_field_number(image_stem(f.name)) for f in files]
+    if None in numbers or len(set(numbers)) != len(numbers):
+        numbers = list(range(1, len(files) + 1))
+    return FieldTask(str(p), rel.parts[0], numbers[files.index(p)])

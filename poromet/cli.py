@@ -242,12 +242,13 @@ def batch(input_dir, out_dir, workers, no_report, save_masks, roi, density_sheet
     if density_sheet is not None:
         from .sheet import join_density
 
-        density_notes: list[str] = []
+        density_notes: list[str] = info.setdefault("warnings", [])
 
         def density_fn(samples):
             return join_density(samples, density_sheet, p, materials=materials,
                                 warnings=density_notes)
     info["measure_seconds"] = round(measure_s, 3)
+    info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t1 = time.perf_counter()
     try:
         paths = write_outputs(out_dir, results, p, report=render, run_info=info,

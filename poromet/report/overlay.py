@@ -1,0 +1,227 @@
+"""Field overlays, thumbnails and binarized masks (OpenCV, PNG).
+
+An overlay shows what was counted: the gray field, the pores inside the
+region tinted orange-red, the region outlined in yellow, everything outside
+the region dimmed, and the info bar hatched in red ("excluded").
+
+Masks (``--save-masks``) follow the patent's convention: voids **black**
+(0), the rest of the region **white** (255); pixels outside the region
+(info bar, trimmed-away parts) are **mid-gray (128)**, so that
+``black / (black + white)`` of the mask is exactly the field's porosity.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PorometError
+from ..records import FieldResult
+from . import atomic_write_bytes
+
+__all__ = ["render_field", "compose_overlay", "field_mask", "output_name", "MASK_OUTSIDE"]
+
+#: Gray level of pixels outside the region in saved masks.
+MASK_OUTSIDE = 128
+_PORE_BGR = np.array([0, 69, 255], np.float32)      # orange-red
+_OUTLINE_BGR = (0, 255, 255)                         # yellow
+_BAR_BGR = (40, 40, 230)                             # red hatching
+_PORE_ALPHA = 0.55
+_OUTSIDE_DIM = 0.45
+
+
+def _safe(name: str) -> str:
+    """A file/folder name safe on every OS (no separators, no leading dot)."""
+    s = re.sub(r"[^\w.\- ]", "_", name).strip(" .")
+    return s or "_"
+
+
+def output_name(result: FieldResult) -> tuple[str, str]:
+    """(sample folder, file stem) used for a field's overlay/thumbnail/mask."""
+    stem = Path(result.path).name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = Path(stem).stem
+    return _safe(result.sample or "unsorted"), _safe(stem)
+
+
+def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px: int = 0,
+                    line_px: int = 1, label: str = "") -> np.ndarray:
+    """Draw an overlay image (BGR uint8).
+
+    Parameters
+    ----------
+    gray8 : ndarray of uint8, shape (H, W)
+        Display image.
+    region : ndarray of bool, shape (H, W)
+        The measured region.
+    pores : ndarray, shape (H, W)
+        Pore coverage in [0, 1] (bool or float; floats come from
+        downscaling and tint partially).  Only pores inside the region are
+        drawn.
+    info_bar_px : int
+        Height of the info bar at the bottom (hatched).
+    line_px : int
+        Outline thickness.
+    label : str
+        Text drawn in a box at the top left (ASCII).
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+    """
+    import cv2
+
+    h, w = gray8.shape
+    img = np.repeat(gray8[:, :, None], 3, axis=2).astype(np.float32)
+    img[~region] *= _OUTSIDE_DIM
+    cover = np.where(region, np.asarray(pores, np.float32), 0.0)
+    alpha = (_PORE_ALPHA * cover)[:, :, None]
+    img = img * (1.0 - alpha) + _PORE_BGR * alpha
+    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, _OUTLINE_BGR, int(line_px), lineType=cv2.LINE_AA)
+
+    bar = int(min(max(info_bar_px, 0), h))
+    if bar > 0:
+        y0 = h - bar
+        hatch = out[y0:].copy()
+        step = max(6, 8 * line_px)
+        for x in range(-bar, w + bar, step):
+            cv2.line(hatch, (x, bar), (x + bar, 0), _BAR_BGR, max(1, line_px), cv2.LINE_AA)
+        out[y0:] = cv2.addWeighted(out[y0:], 0.35, hatch, 0.65, 0)
+        cv2.line(out, (0, y0), (w - 1, y0), _BAR_BGR, max(1, line_px))
+        if bar >= 14:
+            _text_box(out, "info bar (excluded)", (4, y0 + 2), max_h=min(bar - 4, max(12, h // 30)))
+    if label:
+        _text_box(out, label, (4, 4), max_h=max(12, h // 25))
+    return out
+
+
+def _text_box(img: np.ndarray, text: str, org: tuple[int, int], *, max_h: int) -> None:
+    """White text on a black box, top-left corner at ``org``."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, 1.0, 2)
+    scale = max(0.35, min(2.5, 0.8 * max_h / (th + base)))
+    thick = max(1, int(round(scale * 1.6)))
+    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    x, y = org
+    pad = max(2, int(4 * scale))
+    cv2.rectangle(img, (x, y), (x + tw + 2 * pad, y + th + base + 2 * pad), (0, 0, 0), -1)
+    cv2.putText(img, text, (x + pad, y + pad + th), font, scale, (255, 255, 255), thick,
+                cv2.LINE_AA)
+
+
+def field_mask(region: np.ndarray, pores: np.ndarray) -> np.ndarray:
+    """Binarized field: voids 0 (black), rest of region 255, outside 128.
+
+    Examples
+    --------
+    >>> region = np.array([[True, True, False]]); pores = np.array([[True, False, True]])
+    >>> field_mask(region, pores)
+    array([[  0, 255, 128]], dtype=uint8)
+    """
+    m = np.full(region.shape, MASK_OUTSIDE, np.uint8)
+    m[region] = 255
+    m[region & pores] = 0
+    return m
+
+
+def _encode_png(img: np.ndarray, level: int = 3) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise PorometError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _check_arrays(result: FieldResult, arrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gray = np.asarray(arrays.gray8)
+    region = np.asarray(arrays.region, dtype=bool)
+    pores = np.asarray(arrays.pores, dtype=bool)
+    if gray.ndim != 2 or gray.shape != region.shape or gray.shape != pores.shape:
+        raise PorometError(
+            f"{result.path}: overlay arrays differ in shape (gray {gray.shape}, region "
+            f"{region.shape}, pores {pores.shape}); allowed: three equal 2-D shapes")
+    if gray.dtype != np.uint8:
+        gray = np.clip(gray, 0, 255).astype(np.uint8)
+    return gray, region, pores
+
+
+def _label(result: FieldResult) -> str:
+    parts = [result.sample or "", f"f{result.field}" if result.field is not None else ""]
+    if np.isfinite(result.porosity):
+        parts.append(f"P = {100 * result.porosity:.2f} %")
+    if np.isfinite(result.threshold):
+        parts.append(f"thr {result.threshold:.1f}")
+    return "  ".join(p for p in parts if p).encode("ascii", "replace").decode()
+
+
+def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks: bool = False,
+                 thumb_px: int = 240) -> FieldResult:
+    """Write a field's overlay, thumbnail and (optionally) mask PNGs.
+
+    Parameters
+    ----------
+    result : FieldResult
+        The measured field (``sample``, ``field``, ``path`` name the files).
+    arrays : poromet.measure.FieldArrays
+        ``gray8``, ``region`` and ``pores`` of the field.
+    out_dir : str or Path
+        Output folder; files go to ``overlays/<sample>/<stem>.png``,
+        ``thumbs/<sample>/<stem>.png`` and ``masks/<sample>/<stem>.png``.
+    save_masks : bool
+        Also write the binarized mask (voids 0, region 255, outside 128).
+    thumb_px : int
+        Longest side of the thumbnail in pixels.
+
+    Returns
+    -------
+    FieldResult
+        ``result`` with ``overlay`` and ``thumbnail`` set to POSIX paths
+        relative to ``out_dir``.
+    """
+    import cv2
+
+    gray, region, pores = _check_arrays(result, arrays)
+    out = Path(out_dir)
+    sample, stem = output_name(result)
+    h, w = gray.shape
+    bar = int(result.info_bar_px or 0)
+
+    line = max(1, int(round(max(h, w) / 600)))
+    full = compose_overlay(gray, region, pores, info_bar_px=bar, line_px=line,
+                           label=_label(result))
+    rel_overlay = f"overlays/{sample}/{stem}.png"
+    atomic_write_bytes(out / rel_overlay, _encode_png(full))
+
+    scale = min(1.0, float(thumb_px) / max(h, w))
+    tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    if scale < 1.0:
+        g = cv2.resize(gray, (tw, th), interpolation=cv2.INTER_AREA)
+        r = cv2.resize(region.astype(np.float32), (tw, th), interpolation=cv2.INTER_AREA) >= 0.5
+        p = cv2.resize((pores & region).astype(np.float32), (tw, th),
+                       interpolation=cv2.INTER_AREA)
+        p = np.clip(p * 1.5, 0.0, 1.0)        # keep small pores visible when shrunk
+        thumb = compose_overlay(g, r, p, info_bar_px=int(round(bar * scale)), line_px=1)
+    else:
+        thumb = compose_overlay(gray, region, pores, info_bar_px=bar, line_px=1)
+    # 32 levels per channel: a third of the PNG size, no visible change at this size.
+    thumb = (thumb & 0xF8) | 4
+    rel_thumb = f"thumbs/{sample}/{stem}.png"
+    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=9))
+
+    if save_masks:
+        atomic_write_bytes(out / f"masks/{sample}/{stem}.png",
+                           _encode_png(field_mask(region, pores)))
+    return result.replace(overlay=rel_overlay, thumbnail=rel_thumb)
