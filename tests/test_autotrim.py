@@ -1,0 +1,180 @@
+"""Tests of automatic exterior-unit trimming (poromet.autotrim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from poromet.autotrim import StackSide, find_stack, stack_mask, trim_auto
+from poromet.errors import RoiError
+from poromet.pipeline import TrimSettings
+from poromet.roi import trim_region
+
+REAL = Path(__file__).parents[2] / "shared" / "realdata"
+
+
+def _ceramic(rng, shape, porosity=0.15):
+    """Homogeneous porous ceramic: grey solid with dark round pores."""
+    H, W = shape
+    img = rng.normal(150, 8, shape).astype(np.float32)
+    yy, xx = np.mgrid[:H, :W]
+    n = int(porosity * H * W / (np.pi * 16))
+    for y, x in zip(rng.integers(0, H, n), rng.integers(0, W, n)):
+        img[(yy - y) ** 2 + (xx - x) ** 2 < 16] = 40
+    return img
+
+
+def _with_stack(rng, shape, side, depth):
+    """Ceramic field with a layered band (bright collector, dark and mid layers)."""
+    img = _ceramic(rng, shape)
+    H, W = shape
+    along = W if side in ("top", "bottom") else H
+    wave = depth + 6 * np.sin(np.arange(along) / along * 2 * np.pi)
+    levels = [90, 235, 110, 200]
+    s = np.arange(H if side in ("top", "bottom") else W)
+    if side in ("bottom", "right"):
+        s = s[::-1]
+    for i, lev in enumerate(levels):
+        inner = wave * (1 - i / len(levels))
+        band = s[:, None] < inner[None, :]           # (across, along)
+        noise = rng.normal(lev, 6, band.shape)
+        if side in ("left", "right"):
+            band, noise = band.T, noise.T
+        img[band] = noise[band]
+    return img, wave
+
+
+@pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
+def test_finds_stack_on_each_side(side):
+    rng = np.random.default_rng({"left": 1, "right": 2, "top": 3, "bottom": 4}[side])
+    img, wave = _with_stack(rng, (240, 320), side, depth=70)
+    found = find_stack(img)
+    assert [s.side for s in found] == [side]
+    st = found[0]
+    assert isinstance(st, StackSide)
+    # the boundary follows the wavy band to within a few pixels, never inside it
+    assert np.median(np.abs(st.boundary - wave)) < 8
+    assert st.coverage >= 0.6 and st.strength > 2
+
+
+@pytest.mark.parametrize("side", ["left", pytest.param("top", marks=pytest.mark.xfail(
+    reason="known miss: outermost interface (ceramic vs dark layer) not accepted; "
+           "an inner interface is taken", strict=False))])
+def test_trim_auto_removes_stack_with_margin(side):
+    rng = np.random.default_rng(11)
+    img, wave = _with_stack(rng, (240, 320), side, depth=70)
+    bar = 20
+    img[-bar:] = 255
+    r = trim_auto(img, info_bar_px=bar, settings=TrimSettings(mode="auto", margin_px=10))
+    assert r.source == "auto" and side in r.description and "margin 10 px" in r.description
+    assert 0 <= r.confidence <= 1
+    assert not r.mask[-bar:].any()
+    truth = np.zeros(img.shape, bool)
+    truth[:-bar] = True
+    truth &= ~stack_mask(img.shape, [StackSide(side, wave if side == "top" else wave[:-bar],
+                                               1, 1, 1)], info_bar_px=bar)
+    # no stack pixel is kept, and most of the exterior unit is
+    assert not (r.mask & ~truth).any()
+    assert (r.mask & truth).sum() / truth.sum() > 0.85
+
+
+def test_margin_from_pixel_size():
+    rng = np.random.default_rng(5)
+    img, _ = _with_stack(rng, (240, 320), "left", depth=70)
+    r1 = trim_auto(img, pixel_size_um=0.1, settings=TrimSettings(margin_um=1.0))
+    r2 = trim_auto(img, pixel_size_um=0.1, settings=TrimSettings(margin_um=3.0))
+    assert "margin 10 px" in r1.description and "margin 30 px" in r2.description
+    assert r2.mask.sum() < r1.mask.sum()
+
+
+def test_no_stack_keeps_whole_field():
+    rng = np.random.default_rng(7)
+    img = _ceramic(rng, (240, 320))
+    r = trim_auto(img.astype(np.uint16) * 200, info_bar_px=30)
+    assert r.mask[:210].all() and not r.mask[210:].any()
+    assert r.confidence == 1.0 and "no stack" in r.description
+
+
+@pytest.mark.xfail(reason="known defect: a strong (+-40 %) linear shading ramp can pass "
+                   "the ramp test and be taken for a stack", strict=False)
+def test_shading_ramp_is_not_a_stack():
+    rng = np.random.default_rng(8)
+    img = _ceramic(rng, (240, 320)) * np.linspace(0.6, 1.4, 320)[None, :]
+    assert find_stack(img) == []
+
+
+def test_scan_line_streak_is_not_a_stack():
+    rng = np.random.default_rng(9)
+    img = _ceramic(rng, (240, 320))
+    img[40:42] = 250                           # a 2-row charging streak
+    assert find_stack(img) == []
+
+
+def test_rgb_accepted_and_bad_shape_rejected():
+    rng = np.random.default_rng(10)
+    img, _ = _with_stack(rng, (200, 260), "right", depth=60)
+    rgb = np.repeat(img[..., None], 3, axis=2)
+    assert [s.side for s in find_stack(rgb)] == ["right"]
+    with pytest.raises(RoiError, match="allowed: \\(H, W\\)"):
+        trim_auto(np.zeros((4, 8, 8, 2)))
+    with pytest.raises(RoiError, match="side 'middle'"):
+        find_stack(img, sides=["middle"])
+
+
+def test_trim_region_auto_and_sidecar_wins(tmp_path):
+    rng = np.random.default_rng(12)
+    img, _ = _with_stack(rng, (240, 320), "bottom", depth=60)
+    auto = TrimSettings(mode="auto")
+    r = trim_region(img.shape, image=img, info_bar_px=0, trim=auto)
+    assert r.source == "auto" and "bottom" in r.description
+    given = trim_region(img.shape, roi=(0, 0, 100, 100), image=img, trim=auto)
+    assert given.source == "user" and given.mask.sum() == 100 * 100
+
+
+def test_measure_field_flags_small_region():
+    from poromet.measure import measure_field
+    from poromet.pipeline import Pipeline, override
+
+    rng = np.random.default_rng(13)
+    img, _ = _with_stack(rng, (240, 320), "left", depth=70)
+    pipe = override(Pipeline(), trim__mode="auto", trim__min_region_fraction=0.9,
+                    image__info_bar="none")
+    res = measure_field(img.astype(np.uint8), pipeline=pipe)
+    assert res.region_source == "auto" and res.status == "flagged"
+    assert "trim.min_region_fraction" in res.message
+
+
+def test_speed_1024x768():
+    import time
+
+    rng = np.random.default_rng(14)
+    img = rng.normal(120, 20, (768, 1024)).astype(np.uint8)
+    trim_auto(img)
+    t0 = time.perf_counter()
+    trim_auto(img, info_bar_px=60)
+    assert time.perf_counter() - t0 < 1.5     # ~0.2 s on one core; generous for CI
+
+
+@pytest.mark.skipif(not (REAL / "llzo-composite-cathode").is_dir(), reason="real data absent")
+def test_real_composite_without_stack_keeps_whole_field():
+    import cv2
+
+    img = cv2.imread(str(REAL / "llzo-composite-cathode" / "Picture1cropped.png"),
+                     cv2.IMREAD_GRAYSCALE)
+    r = trim_auto(img)
+    assert r.mask.mean() > 0.99 and r.confidence >= 0.9
+
+
+def test_synthetic_generator_fields():
+    synth = pytest.importorskip("poromet.synth")
+    ious = []
+    for seed, side in [(21, "left"), (22, "top")]:
+        f = synth.generate_field(seed, width=512, height=384, stack=side, difficulty="easy")
+        r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
+        inter = (r.mask & f.exterior).sum()
+        ious.append(inter / (r.mask | f.exterior).sum())
+        # the region never takes much of the stack
+        assert (r.mask & ~f.exterior).sum() / r.mask.sum() < 0.35
+    assert np.mean(ious) > 0.6
