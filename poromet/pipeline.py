@@ -80,20 +80,28 @@ class TrimSettings:
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    #: Denoising filter before thresholding.
-    denoise: str = "median"
+    #: Denoising before thresholding.  "adaptive" (default): Gaussian
+    #: smoothing just strong enough for the field's measured shot noise,
+    #: after shading flattening on the solid phase (poromet.adaptive).
+    denoise: str = "adaptive"
     #: Filter size in pixels (median: kernel width; gaussian: sigma).
     denoise_px: float = 3
     #: Background (shading) flattening.
     background: str = "divide"
     #: Scale of the background estimate in pixels (large against pores).
     background_px: float = 101
+    #: Divide out row-to-row brightness jumps (charging scan lines).
+    scan_lines: bool = False
 
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    #: Threshold method, or "manual" with ``value``.
-    method: str = "otsu"
+    #: Threshold method, or "manual" with ``value``.  Default "local": the
+    #: local midpoint at pore edges and the global void/solid midpoint
+    #: elsewhere (poromet.adaptive), the only method that stays within
+    #: about half a percentage point on the synthetic benchmark; the global
+    #: methods (ImageJ's "Default" = ij_default, otsu, ...) remain available.
+    method: str = "local"
     #: Manual threshold on the 8-bit scale (0-255) of the preprocessed image.
     value: float | None = None
     #: Sensitivity band: P is also reported at threshold +- band gray levels
@@ -109,6 +117,9 @@ class CleanupSettings:
     min_pore_area_um2: float | None = None
     #: Fill holes enclosed in pores (bright specks inside voids).
     fill_holes: bool = False
+    #: Fill dark non-void patches enclosed by voids (the mid-gray visible
+    #: bottoms of large open pores); used with threshold.method = "local".
+    fill_floors: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,14 +151,25 @@ class DensitySettings:
     #: Minimum rate of decrease in porosity between consecutive steps
     #: (fraction, e.g. 0.77), None: not judged.
     rate_of_decrease_min: float | None = None
+    #: Maximum rate of decrease (fraction, e.g. 0.30 for an intermediate
+    #: layer that must stay porous), None: not judged.
+    rate_of_decrease_max: float | None = None
+    #: The rate judged against the limits is the one into this step (from
+    #: the step before it); None: into the joined step (``step``, else the
+    #: last); "*": every consecutive transition.
+    rate_step: str | None = None
+    #: Layer of the density sheet (its ``layer`` column) that the limits
+    #: and the join apply to (None: every layer).
+    layer: str | None = None
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "trim.mode": ("sidecar", "auto", "none"),
-    "preprocess.denoise": ("none", "median", "gaussian", "bilateral", "nlmeans"),
+    "preprocess.denoise": ("adaptive", "none", "median", "gaussian", "bilateral", "nlmeans"),
     "preprocess.background": ("none", "divide", "subtract", "rolling_ball"),
     "threshold.method": (
-        "otsu", "isodata", "ij_default", "li", "triangle", "yen", "minimum", "manual",
+        "local", "otsu", "isodata", "ij_default", "li", "triangle", "yen", "minimum",
+        "valley", "manual",
     ),
 }
 _RANGES: dict[str, tuple[float, float]] = {
@@ -171,6 +193,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "spec.relative_density_min": (0, 1),
     "spec.density_tolerance_pp": (0, 100),
     "density.rate_of_decrease_min": (0, 1),
+    "density.rate_of_decrease_max": (0, 1),
 }
 
 

@@ -32,7 +32,7 @@ def test_default_is_exterior_unit():
     [
         ({"threshold": {"metod": "otsu"}}, r"threshold\.metod: unknown key"),
         ({"treshold": {"method": "otsu"}}, r"treshold: unknown section"),
-        ({"threshold": {"method": "magic"}}, r"threshold\.method: got 'magic'; allowed: 'otsu'"),
+        ({"threshold": {"method": "magic"}}, r"threshold\.method: got 'magic'; allowed: 'local', 'otsu'"),
         ({"threshold": {"band": "5"}}, r"threshold\.band: got '5' \(str\); allowed: a number"),
         ({"threshold": {"band": -1}}, r"threshold\.band: got -1.*allowed: 0 to 127"),
         ({"spec": {"porosity_max": 40}}, r"spec\.porosity_max: got 40.*allowed: 0 to 1"),

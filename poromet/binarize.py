@@ -1,0 +1,636 @@
+"""Thresholds and binarization: voids (the dark phase) True, the rest False.
+
+Every ``threshold_*`` function works on the *region's* pixels only: pass
+``clean[region]`` (any shape, 8-bit scale 0-255) or a ready 256-bin
+histogram with ``hist=``.  Thresholding a whole frame and then masking it is
+a known trap (scikit-image issue 3604): the info bar, the stack and any
+padding then shift the histogram.
+
+Conventions (the same as ImageJ's "voids black" workflow)
+---------------------------------------------------------
+* The histogram has 256 bins, one per gray level; a value ``v`` falls in
+  bin ``round(v)`` (clipped to 0-255).  For 8-bit data this is exactly
+  ImageJ's histogram.
+* A threshold ``t`` is a gray level; **voids are the pixels whose gray level
+  is <= t**, i.e. ``value < t + 0.5`` for float data.  This is ImageJ's rule
+  for ``setAutoThreshold("Default")`` on a normal (non-inverted) LUT, where
+  the dark phase is selected as ``[0, t]``.
+
+:func:`segment` chains threshold, pore clean-up and the sensitivity band for
+:func:`poromet.measure.measure_field`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PipelineError, PorometError
+
+__all__ = [
+    "Segmentation",
+    "segment",
+    "binarize",
+    "cleanup_pores",
+    "region_histogram",
+    "imagej_histogram",
+    "binarize_ij_default",
+    "threshold_otsu",
+    "threshold_isodata",
+    "threshold_ij_default",
+    "threshold_li",
+    "threshold_triangle",
+    "threshold_yen",
+    "threshold_minimum",
+    "threshold_valley",
+    "THRESHOLD_METHODS",
+]
+
+NBINS = 256
+
+
+# -- histograms -------------------------------------------------------------
+
+def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """256-bin histogram of gray levels (8-bit scale), region pixels only.
+
+    Parameters
+    ----------
+    values : ndarray
+        Pixel values on the 8-bit scale (uint8, or float 0-255).
+    region : ndarray of bool, optional
+        Same shape as ``values``; only True pixels are counted.
+
+    Returns
+    -------
+    ndarray of int64, shape (256,)
+        ``hist[i]`` counts the pixels with ``round(value) == i`` (values
+        clipped to 0-255; NaN ignored).
+
+    Examples
+    --------
+    >>> region_histogram(np.array([0, 0.4, 0.6, 254.7, 300]))[[0, 1, 255]]
+    array([2, 1, 2])
+    """
+    v = np.asarray(values)
+    if region is not None:
+        region = np.asarray(region, dtype=bool)
+        if region.shape != v.shape:
+            raise PorometError(
+                f"region shape {region.shape} differs from image shape {v.shape}")
+        v = v[region]
+    v = v.ravel()
+    if v.dtype == np.uint8:
+        return np.bincount(v, minlength=NBINS).astype(np.int64)
+    v = v.astype(np.float64, copy=False)
+    v = v[np.isfinite(v)]
+    idx = np.clip(np.floor(v + 0.5), 0, NBINS - 1).astype(np.intp)
+    return np.bincount(idx, minlength=NBINS).astype(np.int64)
+
+
+def _get_hist(values, hist) -> np.ndarray:
+    if hist is None and values is None:
+        raise PorometError("threshold: give the region's pixel values or hist=, got neither")
+    if hist is not None:
+        h = np.asarray(hist)
+        if h.ndim != 1 or h.size != NBINS:
+            raise PorometError(
+                f"threshold: hist= must be a 1-D array of {NBINS} counts, got shape {h.shape}")
+        if np.any(h < 0):
+            raise PorometError("threshold: hist= has negative counts")
+        return h.astype(np.int64)
+    return region_histogram(values)
+
+
+def _nonempty(h: np.ndarray, name: str) -> None:
+    if h.sum() == 0:
+        raise PorometError(f"threshold_{name}: the region holds no pixels (empty histogram)")
+
+
+# -- ImageJ parity ----------------------------------------------------------
+
+def threshold_ij_default(values=None, *, hist=None) -> float:
+    """ImageJ's "Default" auto-threshold (IJ_IsoData), ported exactly.
+
+    This is what ``setAutoThreshold("Default")`` and the Threshold dialog do
+    in ImageJ 1.x (``AutoThresholder.defaultIsoData`` + ``IJIsoData``):
+
+    1. if the histogram's mode holds more than twice the counts of the
+       second-highest bin, its count is replaced by 1.5 x that bin's count;
+    2. bins 0 and 255 are ignored (set to zero);
+    3. iterative intermeans: starting at the lowest populated level, the
+       split ``m`` moves up while ``m + 1 <= (mean(<= m) + mean(> m)) / 2``;
+    4. the result is ``Math.round`` of the last mean of means.
+
+    Voids (dark) are the levels ``<= t`` (ImageJ selects ``[0, t]``).
+
+    Parameters
+    ----------
+    values : array_like, optional
+        Region pixel values on the 8-bit scale.
+    hist : array_like of int, shape (256,), optional
+        A ready histogram (e.g. ImageJ's own) instead of ``values``.
+
+    Returns
+    -------
+    float
+        The threshold level (an integer value).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> v = np.r_[rng.normal(60, 8, 300), rng.normal(170, 8, 700)].clip(0, 255)
+    >>> threshold_ij_default(v)
+    115.0
+    """
+    h = _get_hist(values, hist).copy()
+    _nonempty(h, "ij_default")
+    # defaultIsoData: clip a dominant mode
+    mode = int(np.argmax(h))                     # first maximum, like Java's '>'
+    max_count = int(h[mode])
+    others = h.copy()
+    others[mode] = -1
+    max_count2 = int(max(others.max(), 0))
+    if max_count > 2 * max_count2 and max_count2 != 0:
+        h[mode] = int(max_count2 * 1.5)
+    # IJIsoData
+    data = h.astype(np.float64)
+    data[0] = 0
+    data[-1] = 0
+    nz = np.flatnonzero(data)
+    if nz.size == 0:
+        return float(NBINS // 2)
+    lo, hi = int(nz[0]), int(nz[-1])
+    if lo >= hi:
+        return float(NBINS // 2)
+    levels = np.arange(NBINS, dtype=np.float64)
+    cs = np.cumsum(data)
+    cm = np.cumsum(data * levels)
+    tot, totm = cs[hi], cm[hi]
+    moving = lo
+    while True:
+        s2 = cs[moving] - (cs[lo - 1] if lo > 0 else 0.0)
+        s1 = cm[moving] - (cm[lo - 1] if lo > 0 else 0.0)
+        s4 = tot - cs[moving]
+        s3 = totm - cm[moving]
+        result = (s1 / s2 + s3 / s4) / 2.0
+        moving += 1
+        if not ((moving + 1) <= result and moving < hi - 1):
+            break
+    return float(math.floor(result + 0.5))        # Java Math.round
+
+
+def imagej_histogram(data: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The histogram ImageJ thresholds for ``data`` inside ``region``.
+
+    8-bit data is used as is.  16-bit data is converted as ImageJ does in
+    ``setAutoThreshold``: display range reset to the *whole image's* min and
+    max (info bar included), then ``(v - min) * 256 / (max - min + 1) + 0.5``
+    truncated and capped at 255.  Float data is scaled linearly min-max.
+
+    Returns
+    -------
+    hist : ndarray, shape (256,)
+    vmin, vmax : float
+        The range that maps 0-255 back to raw values (0, 255 for 8-bit).
+    """
+    data = np.asarray(data)
+    region = np.asarray(region, dtype=bool)
+    if data.dtype == np.uint8:
+        return np.bincount(data[region], minlength=NBINS).astype(np.int64), 0.0, 255.0
+    if np.issubdtype(data.dtype, np.integer):
+        vmin, vmax = int(data.min()), int(data.max())
+        scale = 256.0 / (vmax - vmin + 1)
+        v = np.maximum(data[region].astype(np.int64) - vmin, 0)
+        b = np.minimum((v * scale + 0.5).astype(np.int64), 255)
+        return np.bincount(b, minlength=NBINS).astype(np.int64), float(vmin), float(vmax)
+    d = data.astype(np.float64)
+    vmin, vmax = float(np.nanmin(d)), float(np.nanmax(d))
+    span = vmax - vmin if vmax > vmin else 1.0
+    b = np.clip(((d[region] - vmin) * (256.0 / span)).astype(np.int64), 0, 255)
+    return np.bincount(b, minlength=NBINS).astype(np.int64), vmin, vmax
+
+
+def binarize_ij_default(data: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float]:
+    """The naive method users apply by hand: ImageJ "Default" on the raw region.
+
+    No denoising, no shading correction, no clean-up.  Reproduces
+    ``makeRectangle(...); setAutoThreshold("Default")`` including ImageJ's
+    16-bit conversion and the mapping of the 8-bit threshold back to raw
+    values (``upper = min + t / 255 * (max - min)``).
+
+    Returns
+    -------
+    pores : ndarray of bool, (H, W)
+        Region pixels at or below the threshold.
+    threshold : float
+        The threshold in raw units (for 8-bit data: ImageJ's level).
+    """
+    data = np.asarray(data)
+    region = np.asarray(region, dtype=bool)
+    hist, vmin, vmax = imagej_histogram(data, region)
+    t = threshold_ij_default(hist=hist)
+    if data.dtype == np.uint8:
+        upper = t
+    elif vmax > vmin:
+        upper = vmin + (t / 255.0) * (vmax - vmin)
+    else:
+        upper = vmin
+    if np.issubdtype(data.dtype, np.integer):
+        upper = math.floor(upper)          # ImageJ shows the integer level
+    return (data <= upper) & region, float(upper)
+
+
+# -- classic global methods (histogram based) -------------------------------
+
+def _levels() -> np.ndarray:
+    return np.arange(NBINS, dtype=np.float64)
+
+
+def threshold_otsu(values=None, *, hist=None) -> float:
+    """Otsu's threshold (maximum between-class variance) on the region.
+
+    Returns the level ``t`` maximising the between-class variance of
+    ``{<= t}`` and ``{> t}``; ties resolve to the middle of the plateau.
+
+    Otsu is biased toward the larger class when the classes are unequal
+    (porosity of a few percent), so it overestimates porosity on dense
+    materials; it is offered for comparison with other software.
+
+    Examples
+    --------
+    >>> threshold_otsu(np.r_[np.full(50, 40.0), np.full(50, 200.0)])
+    119.0
+    """
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, "otsu")
+    lv = _levels()
+    w0 = np.cumsum(h)
+    m0 = np.cumsum(h * lv)
+    tot, totm = w0[-1], m0[-1]
+    w1 = tot - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = (totm * w0 - m0 * tot) ** 2 / (w0 * w1)
+    var[~np.isfinite(var)] = -1
+    best = var.max()
+    if best <= 0:
+        return float(lv[np.flatnonzero(h)[0]])
+    idx = np.flatnonzero(var >= best * (1 - 1e-12))
+    return float(np.floor((idx[0] + idx[-1]) / 2))
+
+
+def threshold_isodata(values=None, *, hist=None) -> float:
+    """Ridler-Calvard ISODATA: ``t = (mean(<= t) + mean(> t)) / 2``.
+
+    Returns the lowest level that satisfies the fixed point (as
+    scikit-image), rounded down to a gray level.
+
+    Examples
+    --------
+    >>> threshold_isodata(np.r_[np.full(50, 40.0), np.full(50, 200.0)])
+    120.0
+    """
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, "isodata")
+    lv = _levels()
+    c0 = np.cumsum(h)
+    m0 = np.cumsum(h * lv)
+    tot, totm = c0[-1], m0[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = m0 / c0
+        hi = (totm - m0) / (tot - c0)
+        mid = (lo + hi) / 2
+    ok = np.isfinite(mid) & (c0 > 0) & (tot - c0 > 0)
+    cand = np.flatnonzero(ok & (lv <= mid) & (mid < lv + 1))
+    if cand.size:
+        return float(cand[0])
+    cand = np.flatnonzero(ok)
+    if cand.size == 0:
+        return float(np.flatnonzero(h)[0])
+    return float(cand[np.argmin(np.abs(mid[cand] - lv[cand]))])
+
+
+def threshold_li(values=None, *, hist=None, tolerance: float = 0.5) -> float:
+    """Li's iterative minimum cross-entropy threshold on the region histogram.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> v = np.r_[rng.normal(50, 5, 400), rng.normal(180, 5, 600)]
+    >>> 60 < threshold_li(v) < 170
+    True
+    """
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, "li")
+    lv = _levels() + 1.0        # strictly positive intensities for the logs
+    n = h.sum()
+    t = float((h * lv).sum() / n)
+    for _ in range(1000):
+        below = lv <= t
+        nb, na = h[below].sum(), h[~below].sum()
+        if nb == 0 or na == 0:
+            break
+        mb = (h[below] * lv[below]).sum() / nb
+        ma = (h[~below] * lv[~below]).sum() / na
+        t_new = (mb - ma) / (math.log(mb) - math.log(ma)) if mb != ma else mb
+        if abs(t_new - t) < tolerance:
+            t = t_new
+            break
+        t = t_new
+    return float(min(max(math.floor(t - 1.0), 0), NBINS - 1))
+
+
+def threshold_triangle(values=None, *, hist=None) -> float:
+    """Zack's triangle method, taken on the longer tail (ImageJ's variant).
+
+    Suits a dominant solid peak with a long dark tail of voids.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> v = np.r_[rng.uniform(10, 150, 100), rng.normal(200, 6, 2000)].clip(0, 255)
+    >>> 150 < threshold_triangle(v) < 200
+    True
+    """
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, "triangle")
+    nz = np.flatnonzero(h)
+    lo, hi = int(nz[0]), int(nz[-1])
+    peak = int(np.argmax(h))
+    if lo == hi:
+        return float(lo)
+    # choose the longer side; flip so the tail is always on the left
+    flip = (peak - lo) < (hi - peak)
+    if flip:
+        h = h[::-1]
+        lo, hi, peak = NBINS - 1 - hi, NBINS - 1 - lo, NBINS - 1 - peak
+    start = max(lo - 1, 0)
+    x = np.arange(start, peak + 1, dtype=np.float64)
+    # distance of (x, h[x]) from the line (start, h[start]) -> (peak, h[peak])
+    dx, dy = peak - start, h[peak] - h[start]
+    d = dy * (x - start) - dx * (h[start:peak + 1] - h[start])
+    k = int(start + np.argmax(d))
+    if flip:
+        k = NBINS - 1 - k - 1
+    return float(min(max(k, 0), NBINS - 1))
+
+
+def threshold_yen(values=None, *, hist=None) -> float:
+    """Yen's maximum-correlation threshold (scikit-image on the region histogram)."""
+    from skimage.filters import threshold_yen as _yen
+
+    h = _get_hist(values, hist)
+    _nonempty(h, "yen")
+    nz = np.flatnonzero(h)
+    if nz[0] == nz[-1]:
+        return float(nz[0])
+    return float(_yen(hist=(h, _levels())))
+
+
+def threshold_minimum(values=None, *, hist=None) -> float:
+    """Prewitt's minimum method: smooth until bimodal, take the valley.
+
+    Raises
+    ------
+    PorometError
+        When the histogram never becomes bimodal (no valley to take).
+    """
+    from skimage.filters import threshold_minimum as _minimum
+
+    h = _get_hist(values, hist)
+    _nonempty(h, "minimum")
+    try:
+        return float(_minimum(hist=(h, _levels())))
+    except RuntimeError as exc:
+        raise PorometError(
+            f"threshold.method 'minimum': {exc}; the region's histogram has no valley, "
+            "use 'valley' or 'otsu'") from None
+
+
+def threshold_valley(values=None, *, hist=None) -> float:
+    """Midpoint between the void level and the solid level.
+
+    The solid level is the mode of the bright phase; the void level is
+    the mode of the dark side, found on the lightly smoothed histogram below
+    the ImageJ-Default threshold.  A pixel on a blurred pore edge has a
+    gray value that is the area-weighted mean of the two phases, so cutting
+    at the midpoint counts half-covered pixels half the time and the edge
+    contributes no bias (unlike Otsu, which follows the larger class).
+    """
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, "valley")
+    from scipy.ndimage import gaussian_filter1d
+
+    s = gaussian_filter1d(h, 2.0, mode="nearest")
+    t0 = int(threshold_ij_default(hist=h.astype(np.int64)))
+    solid = t0 + 1 + int(np.argmax(s[t0 + 1:])) if t0 + 1 < NBINS else NBINS - 1
+    dark = int(np.argmax(s[: t0 + 1]))
+    return float((solid + dark) / 2.0)
+
+
+THRESHOLD_METHODS = {
+    "otsu": threshold_otsu,
+    "isodata": threshold_isodata,
+    "ij_default": threshold_ij_default,
+    "li": threshold_li,
+    "triangle": threshold_triangle,
+    "yen": threshold_yen,
+    "minimum": threshold_minimum,
+    "valley": threshold_valley,
+}
+
+
+# -- binarization and clean-up -----------------------------------------------
+
+def binarize(clean: np.ndarray, region: np.ndarray, threshold: float) -> np.ndarray:
+    """Voids = region pixels whose gray level is <= ``threshold``.
+
+    A float pixel counts as void when ``value < threshold + 0.5`` (its
+    nearest gray level is at or below the threshold); for integer data this
+    is ``value <= threshold``.  Pixels outside ``region`` are never voids.
+    """
+    clean = np.asarray(clean)
+    region = np.asarray(region, dtype=bool)
+    if np.issubdtype(clean.dtype, np.integer):
+        return (clean <= threshold) & region
+    return (clean < threshold + 0.5) & region
+
+
+def cleanup_pores(pores: np.ndarray, region: np.ndarray, *, min_area_px: int = 0,
+                  fill_holes: bool = False) -> np.ndarray:
+    """Remove void specks smaller than ``min_area_px``; optionally fill holes.
+
+    Parameters
+    ----------
+    pores : ndarray of bool, (H, W)
+    region : ndarray of bool, (H, W)
+    min_area_px : int
+        Connected voids (8-connectivity) with fewer pixels are set to solid.
+    fill_holes : bool
+        Solid islands fully enclosed by one void (not touching the region
+        border) become void: bright specks inside a pore.
+
+    Both operations are monotone (a superset in gives a superset out), so
+    the porosity band stays ordered.
+
+    Examples
+    --------
+    >>> p = np.zeros((6, 6), bool); p[0, 0] = True; p[2:5, 2:5] = True
+    >>> int(cleanup_pores(p, np.ones_like(p), min_area_px=2).sum())
+    9
+    """
+    from scipy import ndimage as ndi
+
+    pores = np.asarray(pores, dtype=bool) & region
+    if min_area_px and min_area_px > 1:
+        lab, n = ndi.label(pores, structure=np.ones((3, 3), bool))
+        if n:
+            sizes = np.bincount(lab.ravel())
+            keep = sizes >= min_area_px
+            keep[0] = False
+            pores = keep[lab]
+    if fill_holes:
+        # a hole: non-void component (4-connected) not connected to the outside
+        solid = ~pores
+        solid_out = solid | ~region
+        lab, n = ndi.label(solid_out)
+        if n:
+            border = np.zeros(n + 1, bool)
+            border[np.unique(np.r_[lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
+            outside_touch = np.unique(lab[~region])
+            border[outside_touch] = True
+            border[0] = True
+            holes = ~border[lab]
+            pores = (pores | holes) & region
+    return pores
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """The binarized field.
+
+    Attributes
+    ----------
+    pores : ndarray of bool, (H, W)
+        Voids True; always False outside the region.
+    threshold : float
+        Gray level (8-bit scale of the preprocessed image); voids <= it.
+    porosity_low, porosity_high : float
+        Porosity with the threshold moved by -band / +band gray levels,
+        through the same clean-up (``porosity_low <= porosity <= porosity_high``).
+    histogram : ndarray of int64, (256,)
+        Histogram of the preprocessed image inside the region.
+    method : str
+        The threshold method used.
+    """
+
+    pores: np.ndarray
+    threshold: float
+    porosity_low: float
+    porosity_high: float
+    histogram: np.ndarray
+    method: str = ""
+
+    @property
+    def porosity(self) -> float:
+        return float(self.pores.sum() / max(int(self.histogram.sum()), 1))
+
+
+def min_area_px(cleanup, pixel_size_um: float | None) -> int:
+    """The clean-up's minimum pore area in pixels (µm² converted when possible)."""
+    if cleanup.min_pore_area_um2 is not None and pixel_size_um:
+        return int(math.ceil(cleanup.min_pore_area_um2 / (pixel_size_um ** 2)))
+    return int(cleanup.min_pore_area_px)
+
+
+def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
+            pixel_size_um: float | None = None) -> Segmentation:
+    """Threshold the preprocessed field inside ``region`` and clean up voids.
+
+    Parameters
+    ----------
+    clean : ndarray, (H, W)
+        Output of :func:`poromet.preprocess.preprocess` (8-bit scale).
+    region : ndarray of bool, (H, W)
+    threshold : ThresholdSettings
+        ``method`` in {'otsu', 'isodata', 'ij_default', 'li', 'triangle',
+        'yen', 'minimum', 'valley', 'manual'}; ``value`` for 'manual';
+        ``band`` in gray levels for the sensitivity band.
+    cleanup : CleanupSettings
+    pixel_size_um : float, optional
+        Converts ``cleanup.min_pore_area_um2`` to pixels.
+
+    Returns
+    -------
+    Segmentation
+    """
+    clean = np.asarray(clean)
+    region = np.asarray(region, dtype=bool)
+    if clean.shape != region.shape:
+        raise PorometError(f"segment: image {clean.shape} and region {region.shape} differ")
+    hist = region_histogram(clean, region)
+    n_region = int(region.sum())
+    if n_region == 0:
+        raise PorometError("segment: the region is empty (0 pixels)")
+    method = threshold.method
+    if method == "local":
+        return _segment_local(clean, region, hist, threshold=threshold, cleanup=cleanup,
+                              pixel_size_um=pixel_size_um)
+    if method == "manual":
+        if threshold.value is None:
+            raise PipelineError("threshold.value: not set but threshold.method is 'manual'; "
+                                "allowed: a gray level 0-255 (8-bit scale)")
+        t = float(threshold.value)
+    else:
+        fn = THRESHOLD_METHODS.get(method)
+        if fn is None:
+            raise PipelineError(f"threshold.method: got {method!r}; allowed: "
+                                + ", ".join(repr(m) for m in [*THRESHOLD_METHODS, "manual"]))
+        t = float(fn(hist=hist))
+    area = min_area_px(cleanup, pixel_size_um)
+    fill = bool(cleanup.fill_holes)
+
+    def run(level: float) -> np.ndarray:
+        return cleanup_pores(binarize(clean, region, level), region,
+                             min_area_px=area, fill_holes=fill)
+
+    pores = run(t)
+    p = np.count_nonzero(pores) / n_region
+    band = float(threshold.band)
+    if band > 0:
+        p_lo = np.count_nonzero(run(t - band)) / n_region
+        p_hi = np.count_nonzero(run(t + band)) / n_region
+    else:
+        p_lo = p_hi = p
+    return Segmentation(pores=pores, threshold=t, porosity_low=float(min(p_lo, p)),
+                        porosity_high=float(max(p_hi, p)), histogram=hist, method=method)
+
+
+def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um):
+    """``segment`` for method 'local' (see :mod:`poromet.adaptive`)."""
+    from .adaptive import fill_dark_floors, local_threshold
+
+    T, t, dark, solid = local_threshold(clean, region)
+    area = min_area_px(cleanup, pixel_size_um)
+    n_region = int(region.sum())
+    floor_level = dark + 0.8 * (solid - dark)
+
+    def run(delta: float) -> np.ndarray:
+        pores = cleanup_pores((clean < T + np.float32(delta)) & region, region,
+                              min_area_px=area, fill_holes=bool(cleanup.fill_holes))
+        if getattr(cleanup, "fill_floors", True):
+            pores = fill_dark_floors(pores, clean, region, level=floor_level)
+        return pores
+
+    pores = run(0.0)
+    p = np.count_nonzero(pores) / n_region
+    band = float(threshold.band)
+    if band > 0:
+        p_lo = np.count_nonzero(run(-band)) / n_region
+        p_hi = np.count_nonzero(run(band)) / n_region
+    else:
+        p_lo = p_hi = p
+    return Segmentation(pores=pores, threshold=t, porosity_low=float(min(p_lo, p)),
+                        porosity_high=float(max(p_hi, p)), histogram=hist, method="local")
