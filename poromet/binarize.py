@@ -53,6 +53,28 @@ NBINS = 256
 
 # -- histograms -------------------------------------------------------------
 
+def _histogram_cv2(v: np.ndarray, region) -> np.ndarray | None:
+    """OpenCV histogram, same bins as the NumPy path (None when not applicable).
+
+    ``cv2.calcHist`` bins a float ``x`` as ``floor(x * 1 + 0.5)`` in double
+    precision, exactly the NumPy path's ``floor(x + 0.5)``; it reads the
+    region as a mask, so no copy of the region's pixels is made.  Counts
+    are float32 in OpenCV, exact below 2**24 pixels.
+    """
+    import cv2
+
+    if v.ndim != 2 or v.dtype not in (np.uint8, np.float32) or v.size >= 2**24:
+        return None
+    if v.dtype == np.float32 and not cv2.checkRange(v, True, -0.5, 255.5)[0]:
+        v = np.clip(v, 0, 255)                  # out of range (or NaN/inf): clip a copy
+        if not cv2.checkRange(v, quiet=True)[0]:          # NaN or inf
+            return None
+    mask = None if region is None else np.ascontiguousarray(region).view(np.uint8)
+    rng = [0, 256] if v.dtype == np.uint8 else [-0.5, 255.5]
+    h = cv2.calcHist([np.ascontiguousarray(v)], [0], mask, [NBINS], rng)
+    return h.ravel().astype(np.int64)
+
+
 def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
     """256-bin histogram of gray levels (8-bit scale), region pixels only.
 
@@ -80,6 +102,10 @@ def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np
         if region.shape != v.shape:
             raise PorometError(
                 f"region shape {region.shape} differs from image shape {v.shape}")
+    fast = _histogram_cv2(v, region)
+    if fast is not None:
+        return fast
+    if region is not None:
         v = v[region]
     v = v.ravel()
     if v.dtype == np.uint8:
@@ -483,12 +509,16 @@ def cleanup_pores(pores: np.ndarray, region: np.ndarray, *, min_area_px: int = 0
     """
     from scipy import ndimage as ndi
 
+    import cv2
+
     pores = np.asarray(pores, dtype=bool) & region
     if min_area_px and min_area_px > 1:
-        lab, n = ndi.label(pores, structure=np.ones((3, 3), bool))
-        if n:
-            sizes = np.bincount(lab.ravel())
-            keep = sizes >= min_area_px
+        # OpenCV's 8-connected labelling: same components as ndi.label with a
+        # 3x3 structure, 2x faster, and the areas come without an int64 copy.
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(
+            pores.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        if n > 1:
+            keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
             keep[0] = False
             pores = keep[lab]
     if fill_holes:

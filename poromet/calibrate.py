@@ -347,13 +347,20 @@ def calibration_from_metadata(metadata: dict, shape: tuple[int, ...]) -> Calibra
 
 def _row_modes(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Most frequent value of each row and the fraction of the row it covers."""
-    modes = np.empty(block.shape[0], dtype=block.dtype)
-    frac = np.empty(block.shape[0])
-    for i, row in enumerate(block):
-        vals, counts = np.unique(row, return_counts=True)
-        j = int(np.argmax(counts))
-        modes[i], frac[i] = vals[j], counts[j] / row.size
-    return modes, frac
+    # One sort of all rows, then the longest run of equal values per row
+    # (ties: the smallest value, as np.unique + argmax).
+    s = np.sort(block, axis=1)
+    r, w = s.shape
+    start = np.ones((r, w), bool)
+    start[:, 1:] = s[:, 1:] != s[:, :-1]
+    pos = np.flatnonzero(start.ravel())
+    lengths = np.diff(np.r_[pos, r * w])
+    rows = pos // w
+    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    best = np.maximum.reduceat(lengths, first)
+    hit = lengths == best[rows]
+    _, j = np.unique(rows[hit], return_index=True)
+    return s.ravel()[pos[hit][j]], best / w
 
 
 def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRACTION) -> int:
@@ -394,7 +401,15 @@ def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRAC
     h, w = data.shape
     cap = int(h * max_fraction)
     n = min(h, cap + 8)
-    modes, frac = _row_modes(data[h - n:][::-1])  # index 0 = bottom row
+    block = data[h - n:][::-1]  # index 0 = bottom row
+    # the bottom 40 rows decide whether there is a bar at all: most fields
+    # have none, and the other rows' modes are then not needed
+    modes, frac = _row_modes(block[:40])
+    if np.count_nonzero(frac >= 0.4) < 4:
+        return 0
+    if n > 40:
+        more_modes, more_frac = _row_modes(block[40:])
+        modes, frac = np.r_[modes, more_modes], np.r_[frac, more_frac]
     bar_like = frac >= 0.4
     # background = the most common mode among bar-like bottom rows
     cand = modes[:min(n, 40)][bar_like[:min(n, 40)]]

@@ -76,18 +76,59 @@ def to_gray8(data: np.ndarray, region: np.ndarray | None = None, *,
     if data.dtype == np.uint8:
         return data.astype(np.float32)
     region = _region(region, data.shape)
-    vals = data[region]
-    vals = vals[np.isfinite(vals)] if vals.dtype.kind == "f" else vals
-    if vals.size == 0:
-        raise PorometError("preprocess: the region holds no finite pixel values")
-    lo, hi = np.quantile(vals, quantiles)
-    if hi <= lo:
-        lo, hi = float(vals.min()), float(vals.max())
+    if data.dtype == np.uint16:
+        lo, hi = _uint16_range(data, region, quantiles)
+    else:
+        vals = data[region]
+        vals = vals[np.isfinite(vals)] if vals.dtype.kind == "f" else vals
+        if vals.size == 0:
+            raise PorometError("preprocess: the region holds no finite pixel values")
+        lo, hi = np.quantile(vals, quantiles)
+        if hi <= lo:
+            lo, hi = float(vals.min()), float(vals.max())
     if hi <= lo:
         return np.zeros(data.shape, np.float32)
-    out = (data.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    out = data.astype(np.float32)
+    out -= np.float32(lo)
+    out *= np.float32(255.0 / (hi - lo))
     np.clip(out, 0, 255, out=out)
-    return np.nan_to_num(out, nan=0.0)
+    if data.dtype.kind == "f":
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out
+
+
+def _uint16_range(data: np.ndarray, region: np.ndarray, quantiles) -> tuple[float, float]:
+    """``np.quantile(data[region], quantiles)`` (linear) from a 65536-bin histogram.
+
+    Same values as NumPy's, without copying and partially sorting the
+    region's pixels; falls back to the region's min/max when the quantiles
+    coincide.
+    """
+    import cv2
+
+    if region.sum() < 2**24:
+        counts = cv2.calcHist([np.ascontiguousarray(data)], [0], region.view(np.uint8),
+                              [65536], [0, 65536]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(data[region], minlength=65536)
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    out = []
+    for q in quantiles:
+        # numpy's virtual index for method='linear' (alpha = beta = 1)
+        virtual = n * q + (1 + q * (1 - 1 - 1)) - 1
+        below = math.floor(virtual)
+        gamma = virtual - below
+        below = min(max(below, 0), n - 1)
+        above = min(below + 1, n - 1)
+        a = float(np.searchsorted(cum, below, side="right"))
+        b = float(np.searchsorted(cum, above, side="right"))
+        out.append(float(np.quantile(np.array([a, b]), gamma)))
+    lo, hi = out
+    if hi <= lo:
+        nz = np.flatnonzero(counts)
+        lo, hi = float(nz[0]), float(nz[-1])
+    return lo, hi
 
 
 def denoise(img: np.ndarray, method: str = "median", size: float = 3) -> np.ndarray:
@@ -159,8 +200,9 @@ def _masked_smooth(img: np.ndarray, mask: np.ndarray, scale_px: float) -> np.nda
     f = max(1, int(scale_px // 8))
     h, w = max(1, int(math.ceil(H / f))), max(1, int(math.ceil(W / f)))
     m = mask.astype(np.float32)
-    num = cv2.resize(img * m, (w, h), interpolation=cv2.INTER_AREA)
     den = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    del m       # img * mask without a second full-size float image alive
+    num = cv2.resize(np.where(mask, img, np.float32(0)), (w, h), interpolation=cv2.INTER_AREA)
     sig = max(scale_px / f / 2.0, 0.5)
     num = cv2.GaussianBlur(num, (0, 0), sig, borderType=cv2.BORDER_REFLECT)
     den = cv2.GaussianBlur(den, (0, 0), sig, borderType=cv2.BORDER_REFLECT)
@@ -220,12 +262,17 @@ def flatten_background(img: np.ndarray, region: np.ndarray, *, method: str = "di
         if solid.sum() < 0.01 * region.sum():
             solid = region
         bg = _masked_smooth(flat, solid, scale_px)
-        level = float(np.median(bg[region]))
+        level = float(np.median(bg[region], overwrite_input=True))  # no second copy
+        # in place after the first pass (same float32 operations, same order)
         if method == "divide":
-            flat = flat * (np.float32(level) / np.maximum(bg, 1e-3 * max(level, 1e-6)))
+            np.maximum(bg, 1e-3 * max(level, 1e-6), out=bg)
+            np.divide(np.float32(level), bg, out=bg)
+            flat = flat * bg if flat is img else np.multiply(flat, bg, out=flat)
         else:
-            flat = flat - bg + np.float32(level)
-    return np.clip(flat, 0, 255).astype(np.float32)
+            flat = flat - bg if flat is img else np.subtract(flat, bg, out=flat)
+            flat += np.float32(level)
+        del bg, solid
+    return np.clip(flat, 0, 255, out=flat if flat is not img else None).astype(np.float32, copy=False)
 
 
 def _rolling_ball(img, region, radius):
