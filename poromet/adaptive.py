@@ -60,11 +60,14 @@ SOLID_LEVEL = 170.0
 
 
 def _robust_unit(data: np.ndarray, region: np.ndarray) -> np.ndarray:
-    v = data[region]
+    k = max(1, int(np.sqrt(data.size / 2e6)))
+    v = data[::k, ::k][region[::k, ::k]] if k > 1 else data[region]
     lo, hi = np.percentile(v, [0.01, 99.99]).astype(np.float64)
     if hi <= lo:
         hi = lo + 1.0
-    out = (data.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    out = data.astype(np.float32)
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
     return np.clip(out, 0, 1.5, out=out)
 
 
@@ -75,7 +78,10 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     the mode of the histogram above a third of the range (so a large void
     fraction cannot take it).
     """
-    vals = img[region]
+    # large fields: every k-th pixel in each direction (about 2 Mpx) is
+    # plenty for a percentile and a histogram mode
+    k = max(1, int(np.sqrt(img.size / 2e6)))
+    vals = img[::k, ::k][region[::k, ::k]] if k > 1 else img[region]
     top = float(vals.max()) if vals.size else 1.0
     hist, edges = np.histogram(vals, bins=300, range=(0.0, max(top, 1e-6)))
     start = 100 if top > 0 else 0
@@ -86,16 +92,20 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
 
 
 def _shading(g: np.ndarray, solid: np.ndarray, *, step: int = 8,
-             sigma: float = 12.0) -> np.ndarray:
+             sigma: float = 12.0, scratch: np.ndarray | None = None) -> np.ndarray:
     """Smooth background from the pixels in ``solid`` (normalized convolution
-    at 1/``step`` resolution)."""
+    at 1/``step`` resolution).  ``scratch``: a float32 array of the image's
+    shape that may be overwritten (saves two full-size temporaries)."""
     import cv2
 
     H, W = g.shape
     w, h = max(1, W // step), max(1, H // step)
-    m = solid.astype(np.float32)
-    num = cv2.resize(g * m, (w, h), interpolation=cv2.INTER_AREA)
-    den = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    if scratch is None:
+        scratch = np.empty(g.shape, np.float32)
+    np.multiply(g, solid, out=scratch)
+    num = cv2.resize(scratch, (w, h), interpolation=cv2.INTER_AREA)
+    np.copyto(scratch, solid)
+    den = cv2.resize(scratch, (w, h), interpolation=cv2.INTER_AREA)
     num = cv2.GaussianBlur(num, (0, 0), sigma)
     den = cv2.GaussianBlur(den, (0, 0), sigma)
     bg = num / np.maximum(den, 1e-3)
@@ -133,40 +143,52 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
     """
     import cv2
 
-    f = _robust_unit(np.asarray(data), region)
-    g0 = cv2.GaussianBlur(f, (0, 0), 1.5)
+    data = np.asarray(data)
+    g0 = cv2.GaussianBlur(_robust_unit(data, region), (0, 0), 1.5)
     if flatten:
         # shading scale: large against pores (96 px on a 768-px-high field),
         # small against the field
-        H, W = f.shape
+        H, W = g0.shape
         step = 8
         sigma = float(np.clip(0.125 * min(H, W), 16, 200)) / step
+        buf = np.empty_like(g0)            # full-size scratch, reused
         # first solid mask: brighter than 60 % of the local bright level
         # (a global threshold would split a strong shading ramp instead of
         # solid from void)
         w_s, h_s = max(1, W // step), max(1, H // step)
-        high = cv2.resize(np.where(region, g0, 0).astype(np.float32), (w_s, h_s),
-                          interpolation=cv2.INTER_AREA)
+        np.multiply(g0, region, out=buf)
+        high = cv2.resize(buf, (w_s, h_s), interpolation=cv2.INTER_AREA)
         high = cv2.GaussianBlur(cv2.dilate(high, np.ones((5, 5), np.uint8)), (0, 0), 2.0)
-        t_img = 0.6 * cv2.resize(high, (W, H), interpolation=cv2.INTER_LINEAR)
+        cv2.resize(high, (W, H), dst=buf, interpolation=cv2.INTER_LINEAR)
+        solid = g0 > buf * np.float32(0.6)
         bg = None
         for _ in range(max(1, iterations)):
-            bg = _shading(g0, region & (g0 > t_img), step=step, sigma=sigma)
-            n0 = g0 / np.maximum(bg, 1e-3)
-            dark, solid = field_levels(n0, region)
-            t_img = (dark + 0.5 * (solid - dark)) * bg
-        f = f / np.maximum(bg, 1e-3)
-        g0 = cv2.GaussianBlur(f, (0, 0), 1.5)
+            solid &= region
+            bg = _shading(g0, solid, step=step, sigma=sigma, scratch=buf)
+            np.maximum(bg, np.float32(1e-3), out=bg)
+            np.divide(g0, bg, out=buf)                     # g0 without shading
+            dark, solid_level = field_levels(buf, region)
+            # next solid mask: above the midpoint of the flattened image
+            np.greater(buf, np.float32(dark + 0.5 * (solid_level - dark)), out=solid)
+        del buf, solid
+        f = _robust_unit(data, region)
+        f /= bg
+        del bg
+        cv2.GaussianBlur(f, (0, 0), 1.5, dst=g0)
+    else:
+        f = _robust_unit(data, region)
     _, solid = field_levels(g0, region)
-    scale = SOLID_LEVEL / solid
-    out = f * np.float32(scale)
-    return np.clip(out, 0, 255, out=out).astype(np.float32, copy=False)
+    del g0
+    f *= np.float32(SOLID_LEVEL / solid)
+    return np.clip(f, 0, 255, out=f)
 
 
 def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     """Noise standard deviation on the solid phase (pixels above ``threshold``),
     from horizontal neighbour differences (robust MAD; blur is before the
     shot noise in an SEM, so the noise is white)."""
+    k = max(1, int(img.size / 2e6))          # every k-th row of large fields
+    img, region = img[::k], region[::k]
     d = img[:, 1:] - img[:, :-1]
     m = region[:, 1:] & region[:, :-1] & (img[:, 1:] > threshold) & (img[:, :-1] > threshold)
     v = d[m]
@@ -215,14 +237,19 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
     contrast = solid - dark
     t = dark + 0.5 * contrast
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    mx = cv2.dilate(img, k)
+    rng = cv2.dilate(img, k)
     mn = cv2.erode(img, k)
-    rng = mx - mn
+    rng -= mn                          # local range (in place: big fields)
     # an edge of a void: a large local range whose dark end is void-dark
     # (a bright scan line or rim on solid has a large range too, but no void)
-    edge = (rng > edge_fraction * contrast) & (mn < dark + 0.75 * contrast)
-    T = np.where(edge, mn + np.float32(alpha) * rng, np.float32(t))
-    return T.astype(np.float32, copy=False), float(t), float(dark), float(solid)
+    edge = rng > np.float32(edge_fraction * contrast)
+    edge &= mn < np.float32(dark + 0.75 * contrast)
+    rng *= np.float32(alpha)
+    rng += mn                          # mn + alpha * range
+    T = mn
+    T.fill(np.float32(t))
+    np.copyto(T, rng, where=edge)
+    return T, float(t), float(dark), float(solid)
 
 
 def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,

@@ -646,9 +646,10 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um):
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
+    T -= clean                 # clean < T + delta  <=>  T - clean > -delta
 
     def run(delta: float) -> np.ndarray:
-        pores = cleanup_pores((clean < T + np.float32(delta)) & region, region,
+        pores = cleanup_pores((T > np.float32(-delta)) & region, region,
                               min_area_px=area, fill_holes=bool(cleanup.fill_holes))
         if getattr(cleanup, "fill_floors", True):
             pores = fill_dark_floors(pores, clean, region, level=floor_level)
