@@ -82,13 +82,22 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     # plenty for a percentile and a histogram mode
     k = max(1, int(np.sqrt(img.size / 2e6)))
     vals = img[::k, ::k][region[::k, ::k]] if k > 1 else img[region]
-    top = float(vals.max()) if vals.size else 1.0
-    hist, edges = np.histogram(vals, bins=300, range=(0.0, max(top, 1e-6)))
-    start = 100 if top > 0 else 0
-    # the solid level: the mode above one third of the range
-    solid = float(edges[start + int(np.argmax(hist[start:]))])
-    dark = float(np.percentile(vals, 0.5))
-    return dark, max(solid, dark + 1e-6)
+    if vals.size == 0:
+        return 0.0, 1e-6
+    top = max(float(vals.max()), 1e-6)
+    # one fine histogram (bincount on quantized values, much faster than
+    # np.histogram and np.percentile): 3000 bins for the percentile, summed
+    # by tens into the 300-bin histogram whose mode is the solid level
+    nb = 3000
+    idx = (vals * np.float32((nb - 1e-3) / top)).astype(np.int32)
+    fine = np.bincount(idx.ravel(), minlength=nb)[:nb]
+    hist = fine.reshape(300, 10).sum(axis=1)
+    start = 100
+    solid = (start + int(np.argmax(hist[start:]))) * top / 300
+    cum = np.cumsum(fine)
+    j = int(np.searchsorted(cum, 0.005 * cum[-1]))
+    dark = (j + 0.5) * top / nb
+    return float(dark), float(max(solid, dark + 1e-6))
 
 
 def _shading(g: np.ndarray, solid: np.ndarray, *, step: int = 8,
