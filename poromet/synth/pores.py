@@ -87,6 +87,18 @@ def _top_k_threshold(values: np.ndarray, k: int) -> float:
     return float(np.partition(values, values.size - k)[values.size - k])
 
 
+def _specks(pores: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
+    """Mask of the 8-connected pore components smaller than ``min_area`` px, and their count."""
+    import cv2
+
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(pores.view(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+    small = small[small > 0]
+    lut = np.zeros(n, bool)
+    lut[small] = True
+    return lut[lab], int(small.size)
+
+
 def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarray,
               porosity: float, *, px_um: float) -> tuple[np.ndarray, dict]:
     """An irregular pore mask with ``round(porosity * region.sum())`` pores in ``region``.
@@ -157,13 +169,8 @@ def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarr
 
     # sub-resolution specks (< 0.3 um across) become pore growth instead
     min_area = max(3, int(round(math.pi / 4 * (0.3 / px_um) ** 2)))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(pores.view(np.uint8), connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
-    small = small[small > 0]
-    if small.size:
-        lut = np.zeros(n, bool)
-        lut[small] = True
-        specks = lut[lab]
+    specks, n_specks = _specks(pores, min_area)
+    if n_specks:
         pores &= ~specks
         field[specks] = -np.inf   # never re-selected
         free = region & ~pores
@@ -178,15 +185,9 @@ def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarr
         pores |= add
         # regrowth can leave new specks; drop them (the pore fraction then
         # falls short of the target by those few pixels; the truth stays exact)
-        n, lab, stats, _ = cv2.connectedComponentsWithStats(pores.view(np.uint8), connectivity=8)
-        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
-        small = small[small > 0]
-        if small.size:
-            lut = np.zeros(n, bool)
-            lut[small] = True
-            pores &= ~lut[lab]
+        pores &= ~_specks(pores, min_area)[0]
     p["min_pore_area_px"] = int(min_area)
-    p["specks_regrown"] = int(small.size)
+    p["specks_regrown"] = int(n_specks)
     return pores, p
 
 
