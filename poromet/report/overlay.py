@@ -78,12 +78,26 @@ def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px
     import cv2
 
     h, w = gray8.shape
-    img = np.repeat(gray8[:, :, None], 3, axis=2).astype(np.float32)
-    img[~region] *= _OUTSIDE_DIM
-    cover = np.where(region, np.asarray(pores, np.float32), 0.0)
-    alpha = (_PORE_ALPHA * cover)[:, :, None]
-    img = img * (1.0 - alpha) + _PORE_BGR * alpha
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    if np.asarray(pores).dtype == bool:
+        # full-size overlays: three 256-entry colour tables, no float images
+        lv = np.arange(256, dtype=np.float32)[:, None]
+        bgr = np.asarray(_PORE_BGR, np.float32).reshape(1, 3)
+        lut_out = np.clip(np.repeat(lv * _OUTSIDE_DIM, 3, axis=1) + 0.5, 0, 255).astype(np.uint8)
+        lut_in = np.repeat(lv, 3, axis=1).astype(np.uint8)
+        lut_pore = np.clip(lv * (1.0 - _PORE_ALPHA) + bgr * _PORE_ALPHA + 0.5, 0, 255).astype(np.uint8)
+        def colour(lut):
+            return cv2.merge([cv2.LUT(gray8, np.ascontiguousarray(lut[:, c])) for c in range(3)])
+
+        out = colour(lut_in)
+        cv2.copyTo(colour(lut_out), (~region).view(np.uint8), out)
+        cv2.copyTo(colour(lut_pore), (pores & region).view(np.uint8), out)
+    else:
+        img = np.repeat(gray8[:, :, None], 3, axis=2).astype(np.float32)
+        img[~region] *= _OUTSIDE_DIM
+        cover = np.where(region, np.asarray(pores, np.float32), 0.0)
+        alpha = (_PORE_ALPHA * cover)[:, :, None]
+        img = img * (1.0 - alpha) + _PORE_BGR * alpha
+        out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
     contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP,
                                    cv2.CHAIN_APPROX_SIMPLE)
@@ -203,7 +217,7 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     full = compose_overlay(gray, region, pores, info_bar_px=bar, line_px=line,
                            label=_label(result))
     rel_overlay = f"overlays/{sample}/{stem}.png"
-    atomic_write_bytes(out / rel_overlay, _encode_png(full))
+    atomic_write_bytes(out / rel_overlay, _encode_png(full, level=1))   # fast; size is secondary
 
     scale = min(1.0, float(thumb_px) / max(h, w))
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
