@@ -145,11 +145,42 @@ def _bmp_check(raw: bytes, where: str, max_pixels: int) -> tuple[int, int]:
     return h, w
 
 
+#: Peak working memory of the measurement chain, bytes per pixel (measured:
+#: 4096 x 3072 16-bit field, 332 MB peak RSS including the interpreter).
+BYTES_PER_PIXEL = 24
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (None when the platform does not say)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(h: int, w: int, where: str) -> None:
+    need = h * w * BYTES_PER_PIXEL
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise ImageReadError(
+            f"{where}: a {w} x {h} image needs about {need / 2**30:.1f} GB of memory to "
+            f"measure, and {avail / 2**30:.1f} GB are available; refused rather than run "
+            "out of memory. Crop or downsample it, or measure it on a larger machine")
+
+
 def _check_size(h: int, w: int, where: str, max_pixels: int) -> None:
     if h * w > max_pixels:
         raise _fail(where, f"image is {w} x {h} = {w * h:,} pixels, more than the limit of "
                            f"{max_pixels:,} (image.max_pixels); refused to guard against a "
                            "decompression bomb. Raise image.max_pixels if the file is genuine")
+    if h * w > 20_000_000:             # only large fields can exhaust memory
+        _check_memory(h, w, where)
     if h < MIN_SIZE or w < MIN_SIZE:
         raise _fail(where, f"image is only {w} x {h} pixels; the minimum is "
                            f"{MIN_SIZE} x {MIN_SIZE}")

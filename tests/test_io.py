@@ -410,3 +410,16 @@ def test_corrupt_png_data(tmp_path):
     (tmp_path / "c.png").write_bytes(bytes(raw))
     with pytest.raises(ImageReadError, match=r"c\.png: corrupt PNG"):
         read_image(tmp_path / "c.png")
+
+
+def test_image_too_large_for_memory_is_refused_with_the_need(tmp_path, monkeypatch):
+    import poromet.io as pio
+
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.tile(np.arange(5000, dtype=np.uint16), (5000, 1)))
+    monkeypatch.setattr(pio, "_available_memory", lambda: 100 * 2**20)
+    with pytest.raises(ImageReadError, match=r"big\.tif: a 5000 x 5000 image needs about "
+                                             r"0\.6 GB .* 0\.1 GB are available"):
+        pio.read_image(path)
+    monkeypatch.setattr(pio, "_available_memory", lambda: None)
+    assert pio.read_image(path).data.shape == (5000, 5000)
