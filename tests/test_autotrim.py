@@ -59,9 +59,7 @@ def test_finds_stack_on_each_side(side):
     assert st.coverage >= 0.6 and st.strength > 2
 
 
-@pytest.mark.parametrize("side", ["left", pytest.param("top", marks=pytest.mark.xfail(
-    reason="known miss: outermost interface (ceramic vs dark layer) not accepted; "
-           "an inner interface is taken", strict=False))])
+@pytest.mark.parametrize("side", ["left", "top", "right", "bottom"])
 def test_trim_auto_removes_stack_with_margin(side):
     rng = np.random.default_rng(11)
     img, wave = _with_stack(rng, (240, 320), side, depth=70)
@@ -73,8 +71,10 @@ def test_trim_auto_removes_stack_with_margin(side):
     assert not r.mask[-bar:].any()
     truth = np.zeros(img.shape, bool)
     truth[:-bar] = True
-    truth &= ~stack_mask(img.shape, [StackSide(side, wave if side == "top" else wave[:-bar],
-                                               1, 1, 1)], info_bar_px=bar)
+    # the band was drawn from the image edge; depths are counted from the
+    # edge of the area above the info bar
+    depth = {"top": wave, "bottom": wave - bar}.get(side, wave[:-bar] if side != "top" else wave)
+    truth &= ~stack_mask(img.shape, [StackSide(side, depth, 1, 1, 1)], info_bar_px=bar)
     # no stack pixel is kept, and most of the exterior unit is
     assert not (r.mask & ~truth).any()
     assert (r.mask & truth).sum() / truth.sum() > 0.85
@@ -97,12 +97,82 @@ def test_no_stack_keeps_whole_field():
     assert r.confidence == 1.0 and "no stack" in r.description
 
 
-@pytest.mark.xfail(reason="known defect: a strong (+-40 %) linear shading ramp can pass "
-                   "the ramp test and be taken for a stack", strict=False)
-def test_shading_ramp_is_not_a_stack():
+@pytest.mark.parametrize("axis", [0, 1])
+def test_shading_ramp_is_not_a_stack(axis):
     rng = np.random.default_rng(8)
-    img = _ceramic(rng, (240, 320)) * np.linspace(0.6, 1.4, 320)[None, :]
+    img = _ceramic(rng, (240, 320))
+    ramp = np.linspace(0.6, 1.4, img.shape[axis])
+    img = img * (ramp[:, None] if axis == 0 else ramp[None, :])
     assert find_stack(img) == []
+    r = trim_auto(img)
+    assert r.mask.all() and r.confidence >= 0.9
+
+
+def test_step_statistic_is_ramp_free():
+    from poromet.autotrim import _steps
+
+    s = np.arange(200, dtype=np.float64)
+    ramp = (0.3 + 0.002 * s)[None, None, :]
+    step = np.where(s < 80, 0.2, 0.6)[None, None, :]
+    D_ramp = _steps(np.repeat(ramp, 3, axis=1), 5, 30)
+    D_step = _steps(np.repeat(step, 3, axis=1), 5, 30)
+    assert np.nanmax(np.abs(D_ramp)) < 1e-9
+    assert np.nanargmax(D_step[0, 0]) == 80
+    assert D_step[0, 0, 80] == pytest.approx(0.4)
+    assert np.isnan(D_step[0, 0, :5]).all() and np.isnan(D_step[0, 0, -29:]).all()
+
+
+def test_weak_outer_layer_is_removed_too():
+    """A layer with the ceramic's grey level but no pores, outside a strong band."""
+    rng = np.random.default_rng(15)
+    H, W = 300, 400
+    img = _ceramic(rng, (H, W), porosity=0.2)
+    solid = rng.normal(150, 8, (H, W)).astype(np.float32)        # same grey, dense
+    img[:, :150] = solid[:, :150]
+    img[:, :60] = rng.normal(230, 6, (H, 60))                     # collector-like band
+    img[:, :30] = rng.normal(90, 6, (H, 30))
+    found = find_stack(img)
+    assert [s.side for s in found] == ["left"]
+    # the boundary is placed within a few pixels of the layer's edge (150);
+    # the margin covers the rest
+    assert found[0].boundary.min() >= 140 and found[0].depth_px < 175
+
+
+def test_opposite_bands_never_leave_an_empty_region():
+    rng = np.random.default_rng(16)
+    img = _ceramic(rng, (240, 320))
+    img[:, :130] = rng.normal(230, 5, (240, 130))
+    img[:, :60] = rng.normal(70, 5, (240, 60))
+    img[:, -130:] = rng.normal(230, 5, (240, 130))
+    img[:, -60:] = rng.normal(70, 5, (240, 60))
+    r = trim_auto(img, settings=TrimSettings(margin_px=5))
+    assert r.mask.mean() > 0.3
+
+
+@pytest.mark.parametrize("shape", [(192, 256), (480, 640), (768, 1024)])
+def test_pure_noise_is_not_a_stack(shape):
+    """Edge rows (changed by the streak median) must not look like a band."""
+    rng = np.random.default_rng(shape[0])
+    img = rng.normal(120, 10, shape).astype(np.float32)
+    r = trim_auto(img, info_bar_px=20)
+    assert "no stack" in r.description and r.confidence >= 0.9
+
+
+@pytest.mark.xfail(reason="known limit: with bands on both opposite sides, the far band "
+                   "disturbs the shading slope of each side's exterior; one side may be "
+                   "cut too deep or only one band removed", strict=False)
+def test_clear_bands_on_opposite_sides_are_both_removed():
+    rng = np.random.default_rng(17)
+    img = _ceramic(rng, (240, 400))
+    for sl in (np.s_[:, :70], np.s_[:, -70:]):
+        img[sl] = rng.normal(230, 5, (240, 70))
+    img[:, :35] = rng.normal(70, 5, (240, 35))
+    img[:, -35:] = rng.normal(70, 5, (240, 35))
+    found = find_stack(img)
+    assert sorted(s.side for s in found) == ["left", "right"]
+    r = trim_auto(img, settings=TrimSettings(margin_px=5))
+    assert not r.mask[:, :75].any() and not r.mask[:, -75:].any()
+    assert r.mask[:, 90:310].all()
 
 
 def test_scan_line_streak_is_not_a_stack():
@@ -154,7 +224,7 @@ def test_speed_1024x768():
     trim_auto(img)
     t0 = time.perf_counter()
     trim_auto(img, info_bar_px=60)
-    assert time.perf_counter() - t0 < 1.5     # ~0.2 s on one core; generous for CI
+    assert time.perf_counter() - t0 < 1.5     # ~0.1 s on one core; generous for CI
 
 
 @pytest.mark.skipif(not (REAL / "llzo-composite-cathode").is_dir(), reason="real data absent")
@@ -168,13 +238,24 @@ def test_real_composite_without_stack_keeps_whole_field():
 
 
 def test_synthetic_generator_fields():
+    """Fields of the synthetic generator (seeds not used for tuning)."""
     synth = pytest.importorskip("poromet.synth")
-    ious = []
-    for seed, side in [(21, "left"), (22, "top")]:
-        f = synth.generate_field(seed, width=512, height=384, stack=side, difficulty="easy")
+    ious, leaks = [], []
+    for seed, side in [(31, "left"), (32, "top"), (33, "right"), (34, "bottom"),
+                       (35, "left"), (36, "top")]:
+        f = synth.generate_field(seed, width=768, height=576, stack=side)
         r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
-        inter = (r.mask & f.exterior).sum()
-        ious.append(inter / (r.mask | f.exterior).sum())
-        # the region never takes much of the stack
-        assert (r.mask & ~f.exterior).sum() / r.mask.sum() < 0.35
-    assert np.mean(ious) > 0.6
+        ious.append((r.mask & f.exterior).sum() / (r.mask | f.exterior).sum())
+        leaks.append((r.mask & ~f.exterior).sum() / r.mask.sum())
+    assert np.median(ious) > 0.9 and min(ious) > 0.6
+    assert np.median(leaks) < 0.01
+
+
+def test_synthetic_fields_without_stack_stay_whole():
+    synth = pytest.importorskip("poromet.synth")
+    for seed in (41, 42, 43):
+        f = synth.generate_field(seed, width=768, height=576, stack=False)
+        r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
+        whole = np.zeros(f.image.shape, bool)
+        whole[: f.image.shape[0] - f.info_bar_px] = True
+        assert (r.mask == whole).all() and r.confidence >= 0.5
