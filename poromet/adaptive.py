@@ -27,11 +27,10 @@ What this module does, each step a pure function:
 3. :func:`local_threshold` - near pore edges (where the local range exceeds
    half the contrast) the threshold is the local midpoint between the
    darkest and brightest pixel within ``radius`` (2 px; a Bernsen-type rule,
-   which follows bright rims and small pores), elsewhere the global midpoint
-   between the void and solid levels.  ``alpha`` (0.52) is the fraction of
-   the local range at which the boundary is put; 0.5 would be the plain
-   midpoint, the slight excess compensates the curvature of small pores and
-   was measured, not guessed (see ``benchmarks/accuracy.py``).
+   which follows bright rims), elsewhere the global midpoint between the
+   void and solid levels; voids smaller than the blur, whose depth never
+   reaches half the contrast, are cut at the level that preserves their
+   area (blur conserves integrated darkness).
 4. :func:`fill_dark_floors` - non-void patches that are enclosed by voids and
    much darker than the solid (mean below 80 % of the contrast) are the
    visible bottoms of open pores, and become void.
@@ -227,9 +226,23 @@ def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06
 
 
 def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
-                    edge_fraction: float = 0.5, alpha: float = 0.52
-                    ) -> tuple[np.ndarray, float, float, float]:
-    """Threshold field: local midpoint at pore edges, global midpoint elsewhere.
+                    edge_fraction: float = 0.5, alpha: float = 0.50,
+                    blob_fraction: float = 0.25) -> tuple[np.ndarray, float, float, float]:
+    """Threshold field: local rules near voids, the global midpoint elsewhere.
+
+    With ``rng`` the local range (max - min within ``radius``) and ``C`` the
+    void/solid contrast, at pixels whose local minimum is void-dark
+    (below 75 % of the contrast):
+
+    * ``rng > edge_fraction * C`` (the edge of a resolved void):
+      ``T = min + alpha * rng``, the local midpoint (a Bernsen-type rule that
+      follows bright SE rims and shading);
+    * ``blob_fraction * C < rng <= edge_fraction * C`` (a void smaller than
+      the blur, which never reaches half the contrast): the blob is cut at
+      the depth that keeps its area, ``T = min + (1 - exp(-d)) * rng`` with
+      ``d = rng / C`` -- for a blurred small disk the area inside that level
+      equals the true area, since blur conserves the integrated darkness --
+      and never below the global midpoint (the rule only adds voids).
 
     Returns
     -------
@@ -249,15 +262,24 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
     rng = cv2.dilate(img, k)
     mn = cv2.erode(img, k)
     rng -= mn                          # local range (in place: big fields)
-    # an edge of a void: a large local range whose dark end is void-dark
-    # (a bright scan line or rim on solid has a large range too, but no void)
+    # near a void: the dark end of the window is void-dark (a bright scan
+    # line or rim on solid has a large range too, but no void)
+    near = mn < np.float32(dark + 0.75 * contrast)
     edge = rng > np.float32(edge_fraction * contrast)
-    edge &= mn < np.float32(dark + 0.75 * contrast)
+    blob = near & ~edge & (rng > np.float32(blob_fraction * contrast))
+    edge &= near
+    # blob level: min + (1 - exp(-rng / C)) * rng, at least the global
+    # midpoint (computed at the blob pixels only: they are few)
+    r_b = rng[blob]
+    lev_b = np.maximum(mn[blob] + (1.0 - np.exp(r_b * np.float32(-1.0 / contrast))) * r_b,
+                       np.float32(t))
+    del r_b
     rng *= np.float32(alpha)
-    rng += mn                          # mn + alpha * range
+    rng += mn                          # edge level: min + alpha * range
     T = mn
     T.fill(np.float32(t))
     np.copyto(T, rng, where=edge)
+    T[blob] = lev_b
     return T, float(t), float(dark), float(solid)
 
 
