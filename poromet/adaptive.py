@@ -267,6 +267,9 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
     near = mn < np.float32(dark + 0.75 * contrast)
     edge = rng > np.float32(edge_fraction * contrast)
     blob = near & ~edge & (rng > np.float32(blob_fraction * contrast))
+    # a dark blob sits in solid: the window's bright end is solid-bright (a
+    # narrow solid bridge between voids has the same small range, mirrored)
+    blob &= (mn + rng) > np.float32(dark + 0.85 * contrast)
     edge &= near
     # blob level: min + (1 - exp(-rng / C)) * rng, at least the global
     # midpoint (computed at the blob pixels only: they are few)
