@@ -38,6 +38,20 @@ wave tolerance and taken as the upper envelope between strips (a wavy or
 slightly tilted boundary is followed on the safe side).  The margin is
 applied as a Euclidean distance from the stack at full resolution.
 
+A second, independent cue is the **orientation** of the texture: the layers
+and the pores drawn out in them run along the boundary, so next to a stack
+side the structure tensor shows gradients across the side dominating those
+along it, beyond what the far part of the field shows (that difference also
+removes the instrument's scan-direction bias).  The band of such oriented
+texture starting at the edge (:func:`_layered_band`; its end is where the
+excess falls to half the band's own level) is used three ways: a weaker
+texture change lying beyond it is not taken as the outermost interface (a
+pore-density gradient of the cover), a texture boundary well inside it is
+moved out to its end (an inner interface was found), and when no side passes
+the texture statistic but exactly one side holds such a band on most
+strips, that band is cut (``StackSide.cue == 'orientation'``; confidence
+0.5-0.8).
+
 A field in which no side shows a stack keeps the whole area above the info
 bar.  ``Region.confidence`` says how clear the decision was (how far the
 statistics are from the acceptance level, and whether another side shows
@@ -85,6 +99,13 @@ _SE_FLOOR = 0.003       # smallest standard error of a step (grey levels of the 
 _WAVE_TOL = 0.06        # per-strip search around the common depth, fraction of the across size
 _SHALLOW = 0.07         # a stack thinner than this (fraction across) is unsure
 _EXTRA_PX = 1.0         # extra working pixels cut beyond the outermost interface
+_ORI_GRAD = 1.0         # smoothing before the structure tensor (working px)
+_ORI_INT = 3.0          # integration scale of the structure tensor (working px)
+_ORI_LAYERED = 0.25     # excess orientation (across minus along, over the exterior's) of a layered band
+_ORI_END = 0.5          # ... the band ends where the excess falls below this share of _ORI_LAYERED
+_ORI_GAP = 0.025        # gaps (fraction across) a band may have (e.g. a current collector)
+_ORI_MIN = 0.05         # thinnest layered band taken on orientation alone (fraction across)
+_ORI_COVER = 0.75       # ... and share of strips that must show it
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +130,9 @@ class StackSide:
         Number of significant changes (interfaces) found on this side (>= 1).
     consistency : float
         How alike the step is along the boundary (1: the same everywhere).
+    cue : {'texture', 'orientation', 'both'}
+        What located the boundary: the texture-step statistic, the band of
+        texture oriented along the side, or both (the deeper one is kept).
     """
 
     side: str
@@ -117,6 +141,7 @@ class StackSide:
     coverage: float
     interfaces: int
     consistency: float = 1.0
+    cue: str = "texture"
 
     @property
     def depth_px(self) -> float:
@@ -258,7 +283,7 @@ def _side_stat(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
-                   accept: float = _ACCEPT_T):
+                   accept: float = _ACCEPT_T, cap: int | None = None):
     """The outermost interface of one side, or None.
 
     Returns ``(b_strips, strength, coverage, consistency, n_runs, T)``:
@@ -292,6 +317,10 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
             peaks.append(int(p))
     peaks.sort()
     for b in peaks[::-1]:
+        if cap is not None and b > cap and T_in[b] < accept and b != peaks[0]:
+            # a weaker change beyond the band of layers oriented along the
+            # side: a pore-density change of the exterior, not a layer
+            continue
         bj, coverage, consistency = _refine(D, t, b, lo=lo, hi=S - wr, tol=_WAVE_TOL * S)
         strength = float(T_in[b])
         # a weaker interface must stand out against the exterior beyond it
@@ -331,7 +360,7 @@ def _refine(D: np.ndarray, t: np.ndarray, b: int, *, lo: int, hi: int, tol: floa
     return bj, coverage, consistency
 
 
-def _stack_side(res, side: str, shape, k: int) -> StackSide:
+def _stack_side(res, side: str, shape, k: int, cue: str = "texture") -> StackSide:
     """StackSide at full resolution from a per-strip boundary (working px).
 
     The boundary of each full-resolution row/column is interpolated between
@@ -349,7 +378,80 @@ def _stack_side(res, side: str, shape, k: int) -> StackSide:
     bnd = np.interp(np.arange(L) + 0.5, centers, far)
     bnd = maximum_filter1d(bnd, size=max(1, int(L / n)) | 1, mode="nearest")
     return StackSide(side=side, boundary=bnd, strength=strength, coverage=cover,
-                     interfaces=n_if, consistency=cons)
+                     interfaces=n_if, consistency=cons, cue=cue)
+
+
+def _orientation_maps(small: np.ndarray):
+    """Structure-tensor energies (J_xx, J_yy) of the working image."""
+    import cv2
+
+    sm = cv2.GaussianBlur(small, (0, 0), _ORI_GRAD)
+    gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
+    return (cv2.GaussianBlur(gx * gx, (0, 0), _ORI_INT),
+            cv2.GaussianBlur(gy * gy, (0, 0), _ORI_INT))
+
+
+def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
+                  n_strips: int = _N_STRIPS):
+    """Depth of a band whose texture is oriented along the side, per strip.
+
+    The layers of a stack (and the pores drawn out in them) run parallel to
+    the boundary: gradients across the side dominate those along it.  The
+    orientation excess ``e(s)`` is the anisotropy ``(J_ss - J_tt) / (J_ss +
+    J_tt)`` at depth ``s`` minus that of the far part of the field (which
+    removes a scan-direction bias of the instrument and the exterior's own
+    texture).  Returns ``(depth_per_strip, level, cover)`` in working px, or
+    None when no band oriented along the side starts at the edge: ``level``
+    is the band's median excess, ``cover`` the share of strips showing it.
+    """
+    Jxx, Jyy = J
+    js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
+    js, jt = _orient(js, side), _orient(jt, side)
+    an = (js - jt) / (js + jt + 1e-6)                       # (T, S)
+    T, S = an.shape
+    far = an[:, int(0.5 * S):int(0.85 * S)]
+    if far.shape[1] < 4:
+        return None
+    e = an - float(np.median(far))
+    edges = np.linspace(0, T, n_strips + 1).round().astype(int)
+    ej = np.stack([np.median(e[edges[j]:edges[j + 1]], axis=0) for j in range(n_strips)])
+    E = np.median(ej, axis=0)
+    lo = max(min_depth, 1)
+    gap = max(2, int(round(_ORI_GAP * S)))
+
+    def band_end(prof, thr=_ORI_END * _ORI_LAYERED):
+        on = prof >= thr
+        if not on[lo:lo + gap + 1].any():
+            return 0
+        end, miss = lo, 0
+        for s in range(lo, max_depth + 1):
+            if on[s]:
+                end, miss = s + 1, 0
+            else:
+                miss += 1
+                if miss > gap:
+                    break
+        return end
+
+    d = band_end(E)
+    if d - lo < _ORI_MIN * S:
+        return None
+    level = float(np.median(E[lo:d]))
+    if level < _ORI_LAYERED:
+        return None
+    # the (blurred) end of the band lies where the excess has fallen to half
+    # the band's own level
+    thr = _ORI_END * level
+    d = max(band_end(E, thr), lo + 1)
+    tol = max(2, int(round(_WAVE_TOL * S)))
+    dj = np.array([band_end(p, thr) for p in ej], np.float64)
+    shows = (dj > lo) & (np.array([np.median(p[lo:max(lo + 1, min(d, int(dj_) or lo + 1))])
+                                   for p, dj_ in zip(ej, dj)]) >= _ORI_END * _ORI_LAYERED)
+    cover = float(np.mean(shows))
+    # each strip's own end within the wave tolerance; unclear strips keep d + tol
+    dj = np.where(shows, np.clip(dj, d - tol, d + tol), d + tol)
+    return dj, level, cover
 
 
 def _detect(image, info_bar_px: int, sides, max_depth: float):
@@ -363,29 +465,49 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     # rows next to the image edge are changed by the streak median: no
     # interface is looked for there
     edge = int(math.ceil(_STREAK_ROWS / (2 * k))) + 1
-    out, cand = [], []
+    out, cand, ori_only = [], [], []
+    J = _orientation_maps(small)
     for side in sides:
         if side not in SIDES:
             raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
         X = _side_profiles(small, side)
         S = X.shape[2]
-        res, rej, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge)
-        cand.append((rej * _ACCEPT_T, side, X))
+        ori = _layered_band(J, side, max_depth=int(max_depth * S), min_depth=edge)
+        ori_ok = ori is not None and ori[2] >= _ORI_COVER
+        tol = max(2, int(round(_WAVE_TOL * S)))
+        cap = int(np.max(ori[0])) + tol if ori_ok else None
+        res, rej, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge, cap=cap)
+        cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
+            if ori_ok:
+                ori_only.append((side, ori))
             continue
-        out.append(_stack_side(res, side, a.shape, k))
+        if ori_ok and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
+            # the layered band goes on beyond the texture step: an inner
+            # interface was found; cut at the deeper of the two per strip
+            res = (np.maximum(res[0], ori[0]),) + tuple(res[1:])
+            out.append(_stack_side(res, side, a.shape, k, cue="both"))
+        else:
+            out.append(_stack_side(res, side, a.shape, k))
     if not out and len(cand) > 1:
         # a weaker interface is still taken when one side stands out clearly
         # against the others: they show this field's own texture noise
         cand.sort(key=lambda c: -c[0])
-        (t0, side, X), t1 = cand[0], cand[1][0]
+        (t0, side, X, _), t1 = cand[0], cand[1][0]
         if t0 >= _RELATIVE_T and t0 >= _RELATIVE_RATIO * t1:
             S = X.shape[2]
             res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
                                        accept=t0 - 1e-6)
             if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
                 out.append(_stack_side(res, side, a.shape, k))
-    tmax = {side: t for t, side, _ in cand}
+    if not out and len(ori_only) == 1:
+        # no texture step passed, but one side holds a band whose texture is
+        # oriented along it (layers, pores drawn out along them) and the
+        # other sides do not: the stack, with a wavy or blurred boundary
+        side, (dj, level, cover) = ori_only[0]
+        out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
+                               cue="orientation"))
+    tmax = {side: t for t, side, _, _ in cand}
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
         # side (the one with the weaker strongest change) is kept only when
@@ -500,6 +622,11 @@ def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
         return float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
     c = []
     for st in stacks:
+        if st.cue == "orientation":
+            # found on orientation alone (strength: the band's excess)
+            lvl = np.clip((st.strength - _ORI_LAYERED) / _ORI_LAYERED, 0, 1)
+            c.append(0.5 + 0.3 * float(lvl) * st.coverage)
+            continue
         t = tmax.get(st.side, st.strength)
         clarity = np.clip((t - _ACCEPT_T) / (1.5 * _ACCEPT_T), 0, 1)
         cover = np.clip((st.coverage - _ACCEPT_COVER) / (1 - _ACCEPT_COVER), 0, 1)
@@ -523,7 +650,8 @@ def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
     kept = {st.side for st in stacks}
     others = [t for side, t in tmax.items() if side not in kept]
     main = max(tmax.get(st.side, st.strength) for st in stacks)
-    if others and max(others) >= max(0.8 * main, _OUTER_T + 1.0):
+    texture = any(st.cue != "orientation" for st in stacks)
+    if texture and others and max(others) >= max(0.8 * main, _OUTER_T + 1.0):
         conf = min(conf, 0.45)
     return conf
 
