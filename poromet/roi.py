@@ -31,12 +31,13 @@ Sidecar formats
     ImageJ ROI (read with ``roifile``): rectangle, oval, polygon, freehand,
     traced and composite (shape) ROIs.  A RoiManager ``.zip`` given
     explicitly is the union of its area ROIs.
+
+The readers of these files are in :mod:`poromet.roi_files`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -54,10 +55,8 @@ __all__ = ["RoiWarning", "SIDECAR_SUFFIXES", "find_sidecar", "is_sidecar", "pars
 
 #: Sidecar name endings, in priority order.
 SIDECAR_SUFFIXES = (".roi.json", ".mask.png", ".roi")
-_MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 _JSON_KEYS = ("rect", "polygon")
 _JSON_IGNORED = ("comment", "image")
-_ROI_FORMATS = ("a .roi.json file", "a .mask.png file", "an ImageJ .roi (or RoiManager .zip) file")
 
 
 class RoiWarning(UserWarning):
@@ -343,149 +342,6 @@ def _from_dict(d: dict, shape, where: str, origin: str):
     return _shape_polygons([_check_polygon(d["polygon"], where)], shape, "polygon", origin)
 
 
-def _read_json(path: Path, shape):
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        data = json.loads(text, parse_constant=lambda c: float(c))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RoiError(f"{path}: cannot read region file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise RoiError(f"{path}: not valid JSON ({exc}); allowed: "
-                       '{"rect": [x, y, w, h]} or {"polygon": [[x, y], ...]}') from None
-    if not isinstance(data, dict):
-        raise RoiError(f"{path}: top level is {type(data).__name__}; allowed: "
-                       '{"rect": [x, y, w, h]} or {"polygon": [[x, y], ...]}')
-    return _from_dict(data, shape, str(path), f" from {path.name}")
-
-
-def _read_mask(path: Path, shape):
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-            arr = tifffile.imread(path)
-        else:
-            import cv2
-            buf = np.fromfile(path, dtype=np.uint8)
-            arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-            if arr is None:
-                raise ValueError("not a readable image")
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's fault
-        raise RoiError(f"{path}: cannot read mask image: {exc}") from None
-    arr = np.asarray(arr)
-    # cv2 gives BGR(A): colour order does not matter, alpha stays last
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        region = arr[..., :3].any(axis=2) & (arr[..., 3] > 0)
-    elif arr.ndim == 3 and arr.shape[2] == 2:
-        region = (arr[..., 0] != 0) & (arr[..., 1] > 0)
-    elif arr.ndim == 3 and arr.shape[2] == 3:
-        region = arr.any(axis=2)
-    elif arr.ndim == 2:
-        region = arr != 0
-    else:
-        raise RoiError(f"{path}: mask has shape {arr.shape}; allowed: a single-page 2-D image")
-    if region.shape != tuple(shape):
-        hint = ""
-        if region.shape[1] == shape[1] and region.shape[0] < shape[0]:
-            hint = (f" (it is {shape[0] - region.shape[0]} rows shorter: was it drawn on the image "
-                    "without its info bar? pad it with zero rows)")
-        raise RoiError(f"{path}: mask is {region.shape[1]}x{region.shape[0]} (WxH) but the image is "
-                       f"{shape[1]}x{shape[0]}; allowed: a mask of exactly the image's size{hint}")
-    return region, f"mask from {path.name}", None
-
-
-_AREA_TYPES = {"RECT": "rect", "OVAL": "oval", "POLYGON": "polygon",
-               "FREEHAND": "freehand", "TRACED": "traced"}
-
-
-def _imagej_shape(roi, shape, where: str, origin: str):
-    """Mask of one ImageJ ROI (an ``roifile.ImagejRoi``)."""
-    from roifile import ROI_SUBTYPE, ROI_TYPE
-
-    rtype = ROI_TYPE(roi.roitype)
-    tname = rtype.name.lower() if rtype.name != "UNKNOWN" else f"type {int(roi.roitype)}"
-    allowed = "allowed: rect, oval, polygon, freehand, traced or composite (area) ROIs"
-    name = f" {roi.name!r}" if getattr(roi, "name", "") else ""
-    if roi.composite:
-        polys = [p for p in roi.coordinates(multi=True) if len(p) >= 3]
-        if not polys:
-            raise RoiError(f"{where}: ImageJ composite ROI{name} has no outline; {allowed}")
-        return _shape_polygons(polys, shape, "ImageJ composite", origin)
-    if rtype.name not in _AREA_TYPES or roi.subtype in (ROI_SUBTYPE.TEXT, ROI_SUBTYPE.IMAGE):
-        kind = ROI_SUBTYPE(roi.subtype).name.lower() if roi.subtype in (
-            ROI_SUBTYPE.TEXT, ROI_SUBTYPE.IMAGE) else tname
-        raise RoiError(f"{where}: ImageJ ROI{name} is a {kind} ROI, which has no area; {allowed}")
-    label = f"ImageJ {_AREA_TYPES[rtype.name]}"
-    if rtype in (ROI_TYPE.RECT, ROI_TYPE.OVAL):
-        if roi.subpixelrect and roi.widthd > 0:
-            box = (roi.xd, roi.yd, roi.widthd, roi.heightd)
-        else:
-            box = (roi.left, roi.top, roi.right - roi.left, roi.bottom - roi.top)
-        if box[2] <= 0 or box[3] <= 0:
-            raise RoiError(f"{where}: ImageJ {tname} ROI{name} has size {box[2]}x{box[3]}; "
-                           "allowed: width and height > 0")
-        if rtype == ROI_TYPE.RECT and roi.rounded_rect_arc_size > 0:
-            return _rounded_rect(box, roi.rounded_rect_arc_size, shape, origin)
-        return _shape_rect(box, shape, label, origin)
-    coords = np.asarray(roi.coordinates(), float)
-    if len(coords) < 3:
-        raise RoiError(f"{where}: ImageJ {tname} ROI{name} has {len(coords)} vertices; "
-                       "allowed: at least 3")
-    return _shape_polygons([coords], shape, label, origin)
-
-
-def _rounded_rect(box, arc: float, shape, origin: str):
-    """ImageJ rounded rectangle: corners are quarter ellipses of diameter ``arc``."""
-    x, y, w, h = box
-    rx, ry = min(arc, w) / 2.0, min(arc, h) / 2.0
-    t = np.linspace(0, np.pi / 2, 16)
-    pts = []
-    for cx, cy, a0 in ((x + w - rx, y + ry, -np.pi / 2), (x + w - rx, y + h - ry, 0),
-                       (x + rx, y + h - ry, np.pi / 2), (x + rx, y + ry, np.pi)):
-        pts.append(np.c_[cx + rx * np.cos(a0 + t), cy + ry * np.sin(a0 + t)])
-    mask, _, note = _shape_polygons([np.concatenate(pts)], shape, "", "")
-    desc = f"ImageJ rounded rect {_fmt(x)},{_fmt(y)},{_fmt(w)},{_fmt(h)}{origin}"
-    return mask, desc, note and _clip_note(desc, shape, "; clipped to the image")
-
-
-def _read_imagej(path: Path, shape):
-    import roifile
-
-    try:
-        rois = roifile.roiread(path)
-    except Exception as exc:  # noqa: BLE001 - roifile raises ValueError/struct.error/...
-        raise RoiError(f"{path}: not a readable ImageJ ROI: {exc}; allowed: {', '.join(_ROI_FORMATS)}") \
-            from None
-    origin = f" from {path.name}"
-    if not isinstance(rois, list):
-        return _imagej_shape(rois, shape, str(path), origin)
-    if not rois:
-        raise RoiError(f"{path}: holds no ImageJ ROI")
-    mask = np.zeros(shape, bool)
-    notes = []
-    for roi in rois:
-        m, _, note = _imagej_shape(roi, shape, str(path), origin)
-        mask |= m
-        if note:
-            notes.append(note)
-    desc = f"union of {len(rois)} ImageJ ROIs{origin}"
-    note = f"{desc}: part extends beyond the {shape[1]}x{shape[0]} image; clipped" if notes else None
-    return mask, desc, note
-
-
-def _from_path(path: Path, shape):
-    if not path.is_file():
-        raise RoiError(f"{path}: region file not found; allowed: {', '.join(_ROI_FORMATS)}")
-    name = path.name.lower()
-    if name.endswith(".json"):
-        return _read_json(path, shape)
-    if name.endswith((".roi", ".zip")):
-        return _read_imagej(path, shape)
-    if name.endswith(_MASK_SUFFIXES):
-        return _read_mask(path, shape)
-    raise RoiError(f"{path}: unknown region file type {path.suffix!r}; "
-                   f"allowed: {', '.join(_ROI_FORMATS)}")
-
-
 # -- the public entry point -------------------------------------------------------
 
 def _check_shape(shape, image) -> tuple[int, int]:
@@ -606,6 +462,8 @@ def trim_region(shape, *, roi=None, info_bar_px: int = 0, image=None,
             and not roi.lower().endswith(SIDECAR_SUFFIXES + (".json", ".png", ".zip")):
         roi = parse_roi_string(roi)
     if isinstance(roi, (str, os.PathLike)):
+        from .roi_files import _from_path
+
         path = Path(roi)
         mask, desc, note = _from_path(path, shape)
         source, where = "sidecar", str(path)
