@@ -166,7 +166,10 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
         w_s, h_s = max(1, W // step), max(1, H // step)
         np.multiply(g0, region, out=buf)
         high = cv2.resize(buf, (w_s, h_s), interpolation=cv2.INTER_AREA)
-        high = cv2.GaussianBlur(cv2.dilate(high, np.ones((5, 5), np.uint8)), (0, 0), 2.0)
+        # the bright level over a sixth of the field: a large void with a
+        # mid-gray floor must not pass for solid (and flatten itself away)
+        kb = max(5, int(round(min(w_s, h_s) / 6)) | 1)
+        high = cv2.GaussianBlur(cv2.dilate(high, np.ones((kb, kb), np.uint8)), (0, 0), kb / 2.5)
         cv2.resize(high, (W, H), dst=buf, interpolation=cv2.INTER_LINEAR)
         solid = g0 > buf * np.float32(0.6)
         bg = None
