@@ -166,14 +166,24 @@ def pin_threads() -> None:
 
 
 def process_field(task: FieldTask, pipeline: Pipeline, out_dir: str | None = None, *,
-                  roi=None, render: bool = True, save_masks: bool = False):
+                  roi=None, render: bool = True, save_masks: bool = False,
+                  sidecar_wins: bool = True):
     """Measure one field and render its overlay; never raises for bad input.
+
+    ``roi`` is the region for images without a sidecar (a sidecar next to
+    the image wins, unless ``sidecar_wins`` is false, as for an explicit
+    ``poromet measure --roi``).
 
     Returns a :class:`~poromet.records.FieldResult` whose ``status`` is
     ``'error'`` (with the message) when the file could not be measured.
     """
     from .measure import error_result, measure_field
 
+    if roi is not None and sidecar_wins and pipeline.trim.mode != "none":
+        from .roi import find_sidecar
+
+        if find_sidecar(task.path) is not None:
+            roi = None                 # measure_field picks the sidecar up
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -129,7 +129,7 @@ def measure(images, roi, as_json, pipeline, pixel_size, threshold, trim, info_ba
     failed = 0
     for path in images:
         task = FieldTask(str(path.resolve()) if path.exists() else str(path), "", 0)
-        r = process_field(task, p, None, roi=roi_value, render=False)
+        r = process_field(task, p, None, roi=roi_value, render=False, sidecar_wins=False)
         r = r.replace(sample="", field=None)
         if r.status == "error":
             failed += 1

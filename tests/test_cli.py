@@ -195,3 +195,16 @@ def test_measure_json_real_calibration(rel, px, bar):
     assert d["pixel_size_source"] in ("fei", "zeiss")
     if bar is not None:
         assert d["info_bar_px"] == bar
+
+
+def test_batch_roi_is_a_fallback_and_sidecars_win(tmp_path):
+    f = generate_field(310, width=200, height=160, bit_depth=8, info_bar=0)
+    write_field(f, tmp_path / "in" / "A_f01.tif", sidecar="rect", metadata="none")
+    write_field(f, tmp_path / "in" / "A_f02.tif", sidecar="none", metadata="none")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["batch", str(tmp_path / "in"), "-o", str(out), "-j", "1",
+                                    "--no-report", "--quiet", "--roi", "0,0,40,30"])
+    assert res.exit_code == 0, res.output
+    rows = {Path(r["path"]).name: r for r in read_rows(out / "fields.csv")}
+    assert int(rows["A_f01.tif"]["region_pixels"]) == f.rect[2] * f.rect[3]
+    assert int(rows["A_f02.tif"]["region_pixels"]) == 1200
