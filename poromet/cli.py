@@ -73,7 +73,8 @@ _common_options = [
     click.option("--pixel-size", type=float, default=None, metavar="UM",
                  help="Pixel size in µm, overriding the image metadata."),
     click.option("--threshold", default=None, metavar="METHOD|VALUE",
-                 help="Threshold method (otsu, isodata, ij_default, li, triangle, yen, minimum) "
+                 help="Threshold method (local = the default, otsu, isodata, ij_default, li, "
+                      "triangle, yen, minimum, valley) "
                       "or a manual gray level 0-255."),
     click.option("--trim", type=click.Choice(["sidecar", "auto", "none"]), default=None,
                  help="Region: sidecar/--roi, automatic exterior-unit detection, or whole image."),
