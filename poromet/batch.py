@@ -55,8 +55,10 @@ class FieldTask:
 
 
 def is_sidecar_name(name: str) -> bool:
-    low = name.lower()
-    return low.endswith((".roi.json", ".mask.png", ".roi", ".done"))
+    """Sidecars (``poromet.roi.SIDECAR_SUFFIXES``) and ``<sample>.done`` markers."""
+    from .roi import is_sidecar
+
+    return is_sidecar(name) or name.lower().endswith(".done")
 
 
 def is_candidate_image(path: str | Path) -> bool:

@@ -21,12 +21,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..roi import SIDECAR_SUFFIXES as _SIDECAR_SUFFIXES  # region sidecars next to an image
 from .journal import Signature
 
 __all__ = ["StabilityTracker", "check_complete", "file_signature", "sidecar_paths"]
-
-#: Region sidecars next to an image (same list as poromet.roi).
-_SIDECAR_SUFFIXES = (".roi.json", ".mask.png", ".roi")
 
 
 def sidecar_paths(image: str | Path) -> list[Path]:
