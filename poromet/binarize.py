@@ -67,6 +67,14 @@ def _levels() -> np.ndarray:
     return np.arange(NBINS, dtype=np.float64)
 
 
+def _cumulative(values, hist, name: str):
+    """(histogram, gray levels, cumulative counts, cumulative count x level)."""
+    h = _get_hist(values, hist).astype(np.float64)
+    _nonempty(h, name)
+    lv = _levels()
+    return h, lv, np.cumsum(h), np.cumsum(h * lv)
+
+
 def threshold_otsu(values=None, *, hist=None) -> float:
     """Otsu's threshold (maximum between-class variance) on the region.
 
@@ -82,11 +90,7 @@ def threshold_otsu(values=None, *, hist=None) -> float:
     >>> threshold_otsu(np.r_[np.full(50, 40.0), np.full(50, 200.0)])
     119.0
     """
-    h = _get_hist(values, hist).astype(np.float64)
-    _nonempty(h, "otsu")
-    lv = _levels()
-    w0 = np.cumsum(h)
-    m0 = np.cumsum(h * lv)
+    h, lv, w0, m0 = _cumulative(values, hist, "otsu")
     tot, totm = w0[-1], m0[-1]
     w1 = tot - w0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -110,11 +114,7 @@ def threshold_isodata(values=None, *, hist=None) -> float:
     >>> threshold_isodata(np.r_[np.full(50, 40.0), np.full(50, 200.0)])
     120.0
     """
-    h = _get_hist(values, hist).astype(np.float64)
-    _nonempty(h, "isodata")
-    lv = _levels()
-    c0 = np.cumsum(h)
-    m0 = np.cumsum(h * lv)
+    h, lv, c0, m0 = _cumulative(values, hist, "isodata")
     tot, totm = c0[-1], m0[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         lo = m0 / c0
