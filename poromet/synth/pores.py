@@ -15,7 +15,7 @@ import numpy as np
 
 from .noise import log_uniform, smooth_noise, uniform
 
-__all__ = ["pore_mask", "layer_pores"]
+__all__ = ["pore_mask", "layer_pores", "min_feature_px"]
 
 
 def _draw_ellipses(rng, mask, region, target, px_um, p, cluster):
@@ -99,22 +99,33 @@ def _specks(pores: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
     return lut[lab], int(small.size)
 
 
-def _sub_resolution(pores: np.ndarray, min_area: int, px_um: float) -> tuple[np.ndarray, int]:
-    """Pore pixels narrower than 0.3 um, and how many.
+def min_feature_px(px_um: float) -> int:
+    """Width in pixels (odd, at least 3) of the disk that a 0.3 um feature must hold.
+
+    Odd, so that the opening and the closing are centred (an even kernel
+    shifts them by half a pixel and leaves new thin parts behind).
+    """
+    return 2 * max(1, int(math.ceil((0.3 / px_um - 1.0) / 2 - 1e-6))) + 1
+
+
+def _resolved(raw: np.ndarray, region: np.ndarray, min_area: int, px_um: float) -> np.ndarray:
+    """``raw`` without its features narrower than 0.3 um, in pores and solid.
 
     The pore spec is 0.3-5 um *across*: a part of a pore that an opening
-    with a disk 0.3 um wide removes (a one- or two-pixel sliver, a thin
-    neck or tail) is below it, as is a component smaller than ``min_area``.
+    with a disk 0.3 um wide removes (a one- or two-pixel sliver, thin neck
+    or tail) is below it, as is a component smaller than ``min_area``; and
+    a solid ligament between pores narrower than that disk (which the
+    closing fills) is below the resolution as much as a pore sliver is.
+    Opening, closing and the area filter are increasing operators: more
+    pores in give more pores out, which the threshold search relies on.
     """
     import cv2
 
-    n = max(2, int(math.ceil(0.3 / px_um - 1e-6)))
+    n = min_feature_px(px_um)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))
-    opened = cv2.morphologyEx(pores.view(np.uint8), cv2.MORPH_OPEN, k).view(bool)
-    specks, _ = _specks(opened, min_area)
-    thin = pores & ~(opened & ~specks)
-    return thin, int(np.count_nonzero(thin))
-
+    m = cv2.morphologyEx(raw.view(np.uint8), cv2.MORPH_OPEN, k)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k).view(bool) & region
+    return m & ~_specks(m, min_area)[0]
 
 def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarray,
               porosity: float, *, px_um: float) -> tuple[np.ndarray, dict]:
@@ -180,34 +191,40 @@ def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarr
         rng, (H, W), p["noise_coarse_um"] / px_um, aspect=asp)
     field += np.float32(p["noise_cluster_weight"]) * cluster
     free = region & ~ell_b
-    # sub-resolution pores (< 0.3 um across: specks, and the one- or two-pixel
-    # slivers, necks and tails that thresholded elongated noise leaves) are
-    # removed, and the noise threshold is chosen (bisection on its rank; the
-    # removal is monotone in it) so that what remains meets the porosity
+    # features narrower than 0.3 um (pore specks, one- or two-pixel slivers,
+    # necks and tails that thresholded elongated noise leaves, and solid
+    # ligaments as thin) are removed, and the noise threshold is chosen
+    # (bisection on its rank; the removal is monotone in it) so that what
+    # remains meets the porosity
     min_area = max(3, int(round(math.pi / 4 * (0.3 / px_um) ** 2)))
     vals = np.sort(field[free])[::-1]
 
     def resolved(n_noise: int) -> np.ndarray:
         t = vals[min(n_noise, vals.size) - 1] if n_noise > 0 else np.inf
-        raw = ell_b | (free & (field >= t))
-        return raw & ~_sub_resolution(raw, min_area, px_um)[0]
+        return _resolved(ell_b | (free & (field >= t)), region, min_area, px_um)
 
-    lo, hi = max(0, k_total - int(np.count_nonzero(ell_b))), vals.size
-    pores = resolved(lo)
-    if int(np.count_nonzero(pores & region)) < k_total:
-        for _ in range(40):
-            if hi - lo <= 1:
-                break
-            mid = (lo + hi) // 2
-            cand = resolved(mid)
-            if int(np.count_nonzero(cand & region)) <= k_total:
-                lo, pores = mid, cand
-            else:
-                hi = mid
-    n_specks = int(np.count_nonzero(field[free] >= vals[max(lo, 1) - 1])) - int(
-        np.count_nonzero(pores & free))
+    # the noise rank whose resolved mask meets the target: interpolation
+    # search on the (increasing) count, to 0.02 % of the region
+    tol = max(1, int(2e-4 * area))
+    lo, c_lo = 0, int(np.count_nonzero(resolved(0)))
+    hi, c_hi = vals.size, int(np.count_nonzero(resolved(vals.size)))
+    n = max(0, k_total - int(np.count_nonzero(ell_b)))
+    pores = None
+    for _ in range(30):
+        if pores is not None and (abs(c - k_total) <= tol or hi - lo <= 1):
+            break
+        n = int(min(max(n, lo + 1), hi - 1)) if hi - lo > 1 else lo
+        cand = resolved(n)
+        c = int(np.count_nonzero(cand))
+        pores = cand
+        if c <= k_total:
+            lo, c_lo = n, c
+        else:
+            hi, c_hi = n, c
+        # next guess: linear between the bracket ends
+        n = lo + int(round((k_total - c_lo) * (hi - lo) / max(c_hi - c_lo, 1)))
     p["min_pore_area_px"] = int(min_area)
-    p["sub_resolution_px_removed"] = int(max(n_specks, 0))
+    p["min_feature_px"] = min_feature_px(px_um)
     return pores, p
 
 
