@@ -58,12 +58,27 @@ __all__ = [
 SOLID_LEVEL = 170.0
 
 
-def _robust_unit(data: np.ndarray, region: np.ndarray) -> np.ndarray:
+def _robust_range(data: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """The region's 0.01th and 99.99th percentiles (``hi > lo``)."""
+    from .histq import percentile_int
+
     k = max(1, int(np.sqrt(data.size / 2e6)))
-    v = data[::k, ::k][region[::k, ::k]] if k > 1 else data[region]
-    lo, hi = np.percentile(v, [0.01, 99.99]).astype(np.float64)
+    if k > 1:
+        data, region = data[::k, ::k], region[::k, ::k]
+    q = percentile_int(data, region, [0.01, 99.99])         # NumPy's values, from a histogram
+    if q is None:
+        q = np.percentile(data[region], [0.01, 99.99]).astype(np.float64)
+    lo, hi = float(q[0]), float(q[1])
     if hi <= lo:
         hi = lo + 1.0
+    return lo, hi
+
+
+def _robust_unit(data: np.ndarray, region: np.ndarray, *,
+                 limits: tuple[float, float] | None = None) -> np.ndarray:
+    """``data`` scaled so the region's robust range is [0, 1] (clipped to 1.5);
+    ``limits``: that range when already known (:func:`_robust_range`)."""
+    lo, hi = limits if limits is not None else _robust_range(data, region)
     out = data.astype(np.float32)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
@@ -80,16 +95,14 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     # large fields: every k-th pixel in each direction (about 2 Mpx) is
     # plenty for a percentile and a histogram mode
     k = max(1, int(np.sqrt(img.size / 2e6)))
-    vals = img[::k, ::k][region[::k, ::k]] if k > 1 else img[region]
-    if vals.size == 0:
+    if k > 1:
+        img, region = img[::k, ::k], region[::k, ::k]
+    fine = _fine_histogram(img, region)
+    if fine is None:
         return 0.0, 1e-6
-    top = max(float(vals.max()), 1e-6)
-    # one fine histogram (bincount on quantized values, much faster than
-    # np.histogram and np.percentile): 3000 bins for the percentile, summed
-    # by tens into the 300-bin histogram whose mode is the solid level
-    nb = 3000
-    idx = (vals * np.float32((nb - 1e-3) / top)).astype(np.int32)
-    fine = np.bincount(idx.ravel(), minlength=nb)[:nb]
+    fine, top, nb = fine
+    # the 3000-bin histogram is summed by tens into the 300-bin histogram
+    # whose mode is the solid level
     hist = fine.reshape(300, 10).sum(axis=1)
     start = 100
     solid = (start + int(np.argmax(hist[start:]))) * top / 300
@@ -97,6 +110,34 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     j = int(np.searchsorted(cum, 0.005 * cum[-1]))
     dark = (j + 0.5) * top / nb
     return float(dark), float(max(solid, dark + 1e-6))
+
+
+def _fine_histogram(img: np.ndarray, region: np.ndarray, nb: int = 3000):
+    """(3000-bin histogram of the region on [0, max], max, 3000), or None
+    for an empty region.  A value ``v`` falls in bin ``int(v * s)`` with
+    ``s = float32((nb - 1e-3) / max)`` (the product in float32)."""
+    import cv2
+
+    n = int(np.count_nonzero(region))
+    if n == 0:
+        return None
+    if img.dtype == np.float32 and img.ndim == 2 and n < 2 ** 24:
+        mask = np.ascontiguousarray(region).view(np.uint8)
+        img = np.ascontiguousarray(img)
+        lo, top, _, _ = cv2.minMaxLoc(img, mask)
+        if lo >= 0 and np.isfinite(top):
+            # OpenCV bins the float32 product as floor(x * 1.0 + 0): the same
+            # bins as the float32 product truncated, without copying the
+            # region's pixels (counts are float32 in OpenCV: exact < 2**24)
+            top = max(float(top), 1e-6)
+            y = np.multiply(img, np.float32((nb - 1e-3) / top))
+            fine = cv2.calcHist([y], [0], mask, [nb], [0, nb]).ravel().astype(np.int64)
+            if int(fine.sum()) == n:
+                return fine, top, nb
+    vals = img[region]
+    top = max(float(vals.max()), 1e-6)
+    idx = (vals * np.float32((nb - 1e-3) / top)).astype(np.int32)
+    return np.bincount(idx.ravel(), minlength=nb)[:nb], top, nb
 
 
 def _shading(g: np.ndarray, solid: np.ndarray, *, step: int = 8,
@@ -152,7 +193,8 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
     import cv2
 
     data = np.asarray(data)
-    g0 = cv2.GaussianBlur(_robust_unit(data, region), (0, 0), 1.5)
+    limits = _robust_range(data, region)       # taken once, used twice
+    g0 = cv2.GaussianBlur(_robust_unit(data, region, limits=limits), (0, 0), 1.5)
     if flatten:
         # shading scale: large against pores (96 px on a 768-px-high field),
         # small against the field
@@ -182,12 +224,12 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
             # next solid mask: above the midpoint of the flattened image
             np.greater(buf, np.float32(dark + 0.5 * (solid_level - dark)), out=solid)
         del buf, solid
-        f = _robust_unit(data, region)
+        f = _robust_unit(data, region, limits=limits)
         f /= bg
         del bg
         cv2.GaussianBlur(f, (0, 0), 1.5, dst=g0)
     else:
-        f = _robust_unit(data, region)
+        f = _robust_unit(data, region, limits=limits)
     _, solid = field_levels(g0, region)
     del g0
     f *= np.float32(SOLID_LEVEL / solid)
@@ -198,14 +240,20 @@ def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     """Noise standard deviation on the solid phase (pixels above ``threshold``),
     from horizontal neighbour differences (robust MAD; blur is before the
     shot noise in an SEM, so the noise is white)."""
+    from .histq import median_f32
+
     k = max(1, int(img.size / 2e6))          # every k-th row of large fields
     img, region = img[::k], region[::k]
-    d = img[:, 1:] - img[:, :-1]
-    m = region[:, 1:] & region[:, :-1] & (img[:, 1:] > threshold) & (img[:, :-1] > threshold)
-    v = d[m]
-    if v.size < 16:
+    # a pair counts when both pixels are in the region and above the threshold
+    above = (img > threshold) & region
+    m = above[:, 1:] & above[:, :-1]
+    if np.count_nonzero(m) < 16:
         return 0.0
-    return float(1.4826 * np.median(np.abs(v)) / np.sqrt(2.0))
+    d = np.abs(img[:, 1:] - img[:, :-1])
+    med = median_f32(d, m)                   # NumPy's median, from a histogram
+    if med is None:
+        med = np.median(d[m])
+    return float(1.4826 * med / np.sqrt(2.0))
 
 
 def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06,
