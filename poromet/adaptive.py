@@ -346,25 +346,41 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     pore bottom (solid islands are as bright as the solid, or brighter with
     their rims).  Monotone: a superset of voids in gives a superset out.
     """
-    import cv2
+    from .labels import label_areas
 
-    # OpenCV's 4-connected labelling (ndi.label's default cross): same
-    # components; the areas come from its stats, not from an int64 bincount.
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(
-        (~pores & region).view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    # 4-connected (ndi.label's default cross); the areas from a histogram of
+    # the labels (OpenCV's own statistics cost more than the labelling here)
+    nonvoid = ~pores & region
+    n, lab, cnt = label_areas(nonvoid, connectivity=4)
     n -= 1
     if n <= 1:
         return pores
-    cnt = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
-    # per-patch gray sums over row blocks: no full-size int64/float64 copies
+    cand = cnt < max_fraction * region.sum()
+    cand[0] = False
+    if not cand.any():
+        return pores
+    # the patches' pixels: the non-void outside the large patches (usually
+    # one, the solid matrix, which holds most of the pixels)
+    big = np.flatnonzero(~cand[1:]) + 1
+    if big.size <= 8:
+        inside = nonvoid
+        for b in big:
+            inside &= lab != b
+    else:
+        inside = cand[lab]
+    # per-patch gray sums over row blocks (the same sums, in the same order,
+    # as over all pixels of each block)
     sums = np.zeros(n + 1)
     for y in range(0, lab.shape[0], 256):
-        sums += np.bincount(lab[y:y + 256].ravel(), weights=img[y:y + 256].ravel(),
-                            minlength=n + 1)
-    mean = sums[1:] / np.maximum(cnt, 1)
-    fill = (mean < level) & (cnt < max_fraction * region.sum())
+        m = inside[y:y + 256]
+        sums += np.bincount(lab[y:y + 256][m], weights=img[y:y + 256][m], minlength=n + 1)
+    mean = sums[1:] / np.maximum(cnt[1:], 1)
+    fill = (mean < level) & cand[1:]
     if not fill.any():
         return pores
     table = np.zeros(n + 1, bool)
     table[1:] = fill
-    return pores | table[lab]
+    out = np.array(pores, dtype=bool)
+    idx = np.flatnonzero(inside)
+    out.ravel()[idx[table[lab.ravel()[idx]]]] = True
+    return out
