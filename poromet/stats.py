@@ -187,6 +187,12 @@ def t_critical(n: int, confidence: float = 0.95) -> float:
     n = int(n)
     if n < 2:
         return NAN
+    if confidence == 0.95:
+        from .t975 import t975
+
+        t = t975(n - 1)                 # SciPy's values, without importing SciPy
+        if t is not None:
+            return t
     from scipy.stats import t as student_t
 
     return float(student_t.ppf(0.5 + confidence / 2.0, n - 1))

@@ -262,3 +262,12 @@ def test_sample_result_is_frozen():
     r = SampleResult("S1")
     with pytest.raises(Exception):
         r.verdict = "pass"
+
+
+def test_t975_table_is_scipys():
+    from scipy.stats import t
+
+    from poromet.t975 import T975
+
+    assert list(T975) == [float(t.ppf(0.5 + 0.95 / 2.0, df)) for df in range(1, len(T975) + 1)]
+    assert t_critical(201) == float(t.ppf(0.975, 200))      # beyond the table: SciPy
