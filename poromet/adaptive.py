@@ -118,20 +118,22 @@ def _fine_histogram(img: np.ndarray, region: np.ndarray, nb: int = 3000):
     ``s = float32((nb - 1e-3) / max)`` (the product in float32)."""
     import cv2
 
+    from .histq import masked_hist
+
     n = int(np.count_nonzero(region))
     if n == 0:
         return None
-    if img.dtype == np.float32 and img.ndim == 2 and n < 2 ** 24:
+    if img.dtype == np.float32 and img.ndim == 2 and img.size < 2 ** 24:
         mask = np.ascontiguousarray(region).view(np.uint8)
         img = np.ascontiguousarray(img)
         lo, top, _, _ = cv2.minMaxLoc(img, mask)
         if lo >= 0 and np.isfinite(top):
             # OpenCV bins the float32 product as floor(x * 1.0 + 0): the same
             # bins as the float32 product truncated, without copying the
-            # region's pixels (counts are float32 in OpenCV: exact < 2**24)
+            # region's pixels
             top = max(float(top), 1e-6)
             y = np.multiply(img, np.float32((nb - 1e-3) / top))
-            fine = cv2.calcHist([y], [0], mask, [nb], [0, nb]).ravel().astype(np.int64)
+            fine = masked_hist(y, region, nb, 0, nb, overwrite=True)
             if int(fine.sum()) == n:
                 return fine, top, nb
     vals = img[region]
@@ -250,7 +252,7 @@ def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     if np.count_nonzero(m) < 16:
         return 0.0
     d = np.abs(img[:, 1:] - img[:, :-1])
-    med = median_f32(d, m)                   # NumPy's median, from a histogram
+    med = median_f32(d, m, overwrite=True)   # NumPy's median, from a histogram
     if med is None:
         med = np.median(d[m])
     return float(1.4826 * med / np.sqrt(2.0))

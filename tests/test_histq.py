@@ -58,3 +58,20 @@ def test_median_f32_not_applicable():
 
 def test_doctests():
     assert doctest.testmod(poromet.histq).failed == 0
+
+
+@pytest.mark.parametrize("dtype, lo, hi, bins", [(np.uint8, 0, 256, 256), (np.uint16, 0, 65536, 65536),
+                                                (np.float32, -0.5, 255.5, 256),
+                                                (np.float32, 0, 3000, 3000)])
+def test_masked_hist_equals_opencv_mask(dtype, lo, hi, bins):
+    import cv2
+
+    from poromet.histq import masked_hist
+
+    rng = np.random.default_rng(bins)
+    d = rng.uniform(lo - 5, hi + 5, (60, 70)).astype(dtype)
+    r = rng.random(d.shape) < 0.6
+    want = cv2.calcHist([d], [0], r.view(np.uint8), [bins], [lo, hi]).ravel()
+    before = d.copy()
+    assert np.array_equal(masked_hist(d, r, bins, lo, hi), want)
+    assert np.array_equal(d, before)                  # not overwritten by default
