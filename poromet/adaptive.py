@@ -357,7 +357,7 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     n -= 1
     if n <= 1:
         return pores
-    cand = cnt < max_fraction * region.sum()
+    cand = cnt < max_fraction * np.count_nonzero(region)
     cand[0] = False
     if not cand.any():
         return pores

@@ -391,7 +391,7 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
     if clean.shape != region.shape:
         raise PorometError(f"segment: image {clean.shape} and region {region.shape} differ")
     hist = region_histogram(clean, region)
-    n_region = int(region.sum())
+    n_region = int(np.count_nonzero(region))
     if n_region == 0:
         raise PorometError("segment: the region is empty (0 pixels)")
     method = threshold.method
