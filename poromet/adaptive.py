@@ -58,12 +58,27 @@ __all__ = [
 SOLID_LEVEL = 170.0
 
 
-def _robust_unit(data: np.ndarray, region: np.ndarray) -> np.ndarray:
+def _robust_range(data: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """The region's 0.01th and 99.99th percentiles (``hi > lo``)."""
+    from .histq import percentile_int
+
     k = max(1, int(np.sqrt(data.size / 2e6)))
-    v = data[::k, ::k][region[::k, ::k]] if k > 1 else data[region]
-    lo, hi = np.percentile(v, [0.01, 99.99]).astype(np.float64)
+    if k > 1:
+        data, region = data[::k, ::k], region[::k, ::k]
+    q = percentile_int(data, region, [0.01, 99.99])         # NumPy's values, from a histogram
+    if q is None:
+        q = np.percentile(data[region], [0.01, 99.99]).astype(np.float64)
+    lo, hi = float(q[0]), float(q[1])
     if hi <= lo:
         hi = lo + 1.0
+    return lo, hi
+
+
+def _robust_unit(data: np.ndarray, region: np.ndarray, *,
+                 limits: tuple[float, float] | None = None) -> np.ndarray:
+    """``data`` scaled so the region's robust range is [0, 1] (clipped to 1.5);
+    ``limits``: that range when already known (:func:`_robust_range`)."""
+    lo, hi = limits if limits is not None else _robust_range(data, region)
     out = data.astype(np.float32)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
@@ -80,16 +95,14 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     # large fields: every k-th pixel in each direction (about 2 Mpx) is
     # plenty for a percentile and a histogram mode
     k = max(1, int(np.sqrt(img.size / 2e6)))
-    vals = img[::k, ::k][region[::k, ::k]] if k > 1 else img[region]
-    if vals.size == 0:
+    if k > 1:
+        img, region = img[::k, ::k], region[::k, ::k]
+    fine = _fine_histogram(img, region)
+    if fine is None:
         return 0.0, 1e-6
-    top = max(float(vals.max()), 1e-6)
-    # one fine histogram (bincount on quantized values, much faster than
-    # np.histogram and np.percentile): 3000 bins for the percentile, summed
-    # by tens into the 300-bin histogram whose mode is the solid level
-    nb = 3000
-    idx = (vals * np.float32((nb - 1e-3) / top)).astype(np.int32)
-    fine = np.bincount(idx.ravel(), minlength=nb)[:nb]
+    fine, top, nb = fine
+    # the 3000-bin histogram is summed by tens into the 300-bin histogram
+    # whose mode is the solid level
     hist = fine.reshape(300, 10).sum(axis=1)
     start = 100
     solid = (start + int(np.argmax(hist[start:]))) * top / 300
@@ -97,6 +110,36 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     j = int(np.searchsorted(cum, 0.005 * cum[-1]))
     dark = (j + 0.5) * top / nb
     return float(dark), float(max(solid, dark + 1e-6))
+
+
+def _fine_histogram(img: np.ndarray, region: np.ndarray, nb: int = 3000):
+    """(3000-bin histogram of the region on [0, max], max, 3000), or None
+    for an empty region.  A value ``v`` falls in bin ``int(v * s)`` with
+    ``s = float32((nb - 1e-3) / max)`` (the product in float32)."""
+    import cv2
+
+    from .histq import masked_hist
+
+    n = int(np.count_nonzero(region))
+    if n == 0:
+        return None
+    if img.dtype == np.float32 and img.ndim == 2 and img.size < 2 ** 24:
+        mask = np.ascontiguousarray(region).view(np.uint8)
+        img = np.ascontiguousarray(img)
+        lo, top, _, _ = cv2.minMaxLoc(img, mask)
+        if lo >= 0 and np.isfinite(top):
+            # OpenCV bins the float32 product as floor(x * 1.0 + 0): the same
+            # bins as the float32 product truncated, without copying the
+            # region's pixels
+            top = max(float(top), 1e-6)
+            y = np.multiply(img, np.float32((nb - 1e-3) / top))
+            fine = masked_hist(y, region, nb, 0, nb, overwrite=True)
+            if int(fine.sum()) == n:
+                return fine, top, nb
+    vals = img[region]
+    top = max(float(vals.max()), 1e-6)
+    idx = (vals * np.float32((nb - 1e-3) / top)).astype(np.int32)
+    return np.bincount(idx.ravel(), minlength=nb)[:nb], top, nb
 
 
 def _shading(g: np.ndarray, solid: np.ndarray, *, step: int = 8,
@@ -152,7 +195,8 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
     import cv2
 
     data = np.asarray(data)
-    g0 = cv2.GaussianBlur(_robust_unit(data, region), (0, 0), 1.5)
+    limits = _robust_range(data, region)       # taken once, used twice
+    g0 = cv2.GaussianBlur(_robust_unit(data, region, limits=limits), (0, 0), 1.5)
     if flatten:
         # shading scale: large against pores (96 px on a 768-px-high field),
         # small against the field
@@ -182,12 +226,12 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
             # next solid mask: above the midpoint of the flattened image
             np.greater(buf, np.float32(dark + 0.5 * (solid_level - dark)), out=solid)
         del buf, solid
-        f = _robust_unit(data, region)
+        f = _robust_unit(data, region, limits=limits)
         f /= bg
         del bg
         cv2.GaussianBlur(f, (0, 0), 1.5, dst=g0)
     else:
-        f = _robust_unit(data, region)
+        f = _robust_unit(data, region, limits=limits)
     _, solid = field_levels(g0, region)
     del g0
     f *= np.float32(SOLID_LEVEL / solid)
@@ -198,14 +242,20 @@ def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     """Noise standard deviation on the solid phase (pixels above ``threshold``),
     from horizontal neighbour differences (robust MAD; blur is before the
     shot noise in an SEM, so the noise is white)."""
+    from .histq import median_f32
+
     k = max(1, int(img.size / 2e6))          # every k-th row of large fields
     img, region = img[::k], region[::k]
-    d = img[:, 1:] - img[:, :-1]
-    m = region[:, 1:] & region[:, :-1] & (img[:, 1:] > threshold) & (img[:, :-1] > threshold)
-    v = d[m]
-    if v.size < 16:
+    # a pair counts when both pixels are in the region and above the threshold
+    above = (img > threshold) & region
+    m = above[:, 1:] & above[:, :-1]
+    if np.count_nonzero(m) < 16:
         return 0.0
-    return float(1.4826 * np.median(np.abs(v)) / np.sqrt(2.0))
+    d = np.abs(img[:, 1:] - img[:, :-1])
+    med = median_f32(d, m, overwrite=True)   # NumPy's median, from a histogram
+    if med is None:
+        med = np.median(d[m])
+    return float(1.4826 * med / np.sqrt(2.0))
 
 
 def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06,
@@ -312,25 +362,41 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     pore bottom (solid islands are as bright as the solid, or brighter with
     their rims).  Monotone: a superset of voids in gives a superset out.
     """
-    import cv2
+    from .labels import label_areas
 
-    # OpenCV's 4-connected labelling (ndi.label's default cross): same
-    # components; the areas come from its stats, not from an int64 bincount.
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(
-        (~pores & region).view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    # 4-connected (ndi.label's default cross); the areas from a histogram of
+    # the labels (OpenCV's own statistics cost more than the labelling here)
+    nonvoid = ~pores & region
+    n, lab, cnt = label_areas(nonvoid, connectivity=4)
     n -= 1
     if n <= 1:
         return pores
-    cnt = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
-    # per-patch gray sums over row blocks: no full-size int64/float64 copies
+    cand = cnt < max_fraction * np.count_nonzero(region)
+    cand[0] = False
+    if not cand.any():
+        return pores
+    # the patches' pixels: the non-void outside the large patches (usually
+    # one, the solid matrix, which holds most of the pixels)
+    big = np.flatnonzero(~cand[1:]) + 1
+    if big.size <= 8:
+        inside = nonvoid
+        for b in big:
+            inside &= lab != b
+    else:
+        inside = cand[lab]
+    # per-patch gray sums over row blocks (the same sums, in the same order,
+    # as over all pixels of each block)
     sums = np.zeros(n + 1)
     for y in range(0, lab.shape[0], 256):
-        sums += np.bincount(lab[y:y + 256].ravel(), weights=img[y:y + 256].ravel(),
-                            minlength=n + 1)
-    mean = sums[1:] / np.maximum(cnt, 1)
-    fill = (mean < level) & (cnt < max_fraction * region.sum())
+        m = inside[y:y + 256]
+        sums += np.bincount(lab[y:y + 256][m], weights=img[y:y + 256][m], minlength=n + 1)
+    mean = sums[1:] / np.maximum(cnt[1:], 1)
+    fill = (mean < level) & cand[1:]
     if not fill.any():
         return pores
     table = np.zeros(n + 1, bool)
     table[1:] = fill
-    return pores | table[lab]
+    out = np.array(pores, dtype=bool)
+    idx = np.flatnonzero(inside)
+    out.ravel()[idx[table[lab.ravel()[idx]]]] = True
+    return out

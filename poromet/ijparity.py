@@ -29,9 +29,9 @@ def _histogram_cv2(v: np.ndarray, region) -> np.ndarray | None:
     """OpenCV histogram, same bins as the NumPy path (None when not applicable).
 
     ``cv2.calcHist`` bins a float ``x`` as ``floor(x * 1 + 0.5)`` in double
-    precision, exactly the NumPy path's ``floor(x + 0.5)``; it reads the
-    region as a mask, so no copy of the region's pixels is made.  Counts
-    are float32 in OpenCV, exact below 2**24 pixels.
+    precision, exactly the NumPy path's ``floor(x + 0.5)``; the region is
+    applied by :func:`poromet.histq.masked_hist` (no copy of the region's
+    pixels).  Counts are float32 in OpenCV, exact below 2**24 pixels.
     """
     import cv2
 
@@ -41,10 +41,10 @@ def _histogram_cv2(v: np.ndarray, region) -> np.ndarray | None:
         v = np.clip(v, 0, 255)                  # out of range (or NaN/inf): clip a copy
         if not cv2.checkRange(v, quiet=True)[0]:          # NaN or inf
             return None
-    mask = None if region is None else np.ascontiguousarray(region).view(np.uint8)
-    rng = [0, 256] if v.dtype == np.uint8 else [-0.5, 255.5]
-    h = cv2.calcHist([np.ascontiguousarray(v)], [0], mask, [NBINS], rng)
-    return h.ravel().astype(np.int64)
+    from .histq import masked_hist
+
+    lo, hi = (0, 256) if v.dtype == np.uint8 else (-0.5, 255.5)
+    return masked_hist(v, region, NBINS, lo, hi)
 
 
 def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:

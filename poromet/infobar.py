@@ -17,21 +17,38 @@ _MIN_IMAGE_ROWS = 16
 
 
 def _row_modes(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most frequent value of each row and the fraction of the row it covers."""
-    # One sort of all rows, then the longest run of equal values per row
-    # (ties: the smallest value, as np.unique + argmax).
-    s = np.sort(block, axis=1)
-    r, w = s.shape
+    """Most frequent value of each row and the fraction of the row it covers
+    (ties: the smallest value)."""
+    r, w = block.shape
+    if block.dtype == np.uint8:
+        # one histogram per row (a bincount over row * 256 + value)
+        idx = block.astype(np.intp)
+        idx += (np.arange(r, dtype=np.intp) * 256)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=r * 256).reshape(r, 256)
+        return counts.argmax(axis=1).astype(np.uint8), counts.max(axis=1) / w
+    # One sort of all rows (a radix sort for 16-bit data), then the longest
+    # run of equal values per row.
+    s = np.sort(block, axis=1, kind="stable")
     start = np.ones((r, w), bool)
     start[:, 1:] = s[:, 1:] != s[:, :-1]
     pos = np.flatnonzero(start.ravel())
-    lengths = np.diff(np.r_[pos, r * w])
+    lengths = np.empty_like(pos)
+    np.subtract(pos[1:], pos[:-1], out=lengths[:-1])
+    lengths[-1] = r * w - pos[-1]
     rows = pos // w
     first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     best = np.maximum.reduceat(lengths, first)
-    hit = lengths == best[rows]
-    _, j = np.unique(rows[hit], return_index=True)
-    return s.ravel()[pos[hit][j]], best / w
+    hit = np.flatnonzero(lengths == best[rows])
+    rh = rows[hit]
+    j = hit[np.r_[True, rh[1:] != rh[:-1]]]            # first (smallest) per row
+    return s.ravel()[pos[j]], best / w
+
+
+def _mode(values: np.ndarray):
+    """Most frequent value of a small array (ties: the smallest)."""
+    s = np.sort(values)
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return s[starts[np.argmax(np.diff(np.r_[starts, s.size]))]]
 
 
 def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRACTION) -> int:
@@ -78,16 +95,21 @@ def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRAC
     modes, frac = _row_modes(block[:40])
     if np.count_nonzero(frac >= 0.4) < 4:
         return 0
-    if n > 40:
-        more_modes, more_frac = _row_modes(block[40:])
-        modes, frac = np.r_[modes, more_modes], np.r_[frac, more_frac]
+    # the rows above, 40 at a time, only as far as a bar can reach: the scan
+    # below stops at the first row e >= 3 that is not bar-like and reads at
+    # most 5 rows past it
+    while len(frac) < n:
+        flat = np.flatnonzero(frac[3:] < 0.4)
+        if flat.size and len(frac) >= flat[0] + 3 + 5:
+            break
+        more_modes, more_frac = _row_modes(block[len(frac):len(frac) + 40])
+        modes, frac = np.concatenate([modes, more_modes]), np.concatenate([frac, more_frac])
     bar_like = frac >= 0.4
     # background = the most common mode among bar-like bottom rows
     cand = modes[:min(n, 40)][bar_like[:min(n, 40)]]
     if cand.size < 4:
         return 0
-    vals, counts = np.unique(cand, return_counts=True)
-    bg = vals[np.argmax(counts)]
+    bg = _mode(cand)
     line = frac >= 0.97
     i = 0
     while i < 3 and i < n and not (line[i] or (bar_like[i] and modes[i] == bg)):
@@ -121,7 +143,7 @@ def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRAC
     if float(np.mean(frac[height:height + 5])) > 0.6:
         return 0  # flat (rendered or blanked) image above: not a micrograph with a bar
     # text and scale bars are drawn in high contrast against the background
-    lo, hi = np.percentile(data[: h - height], [0.5, 99.5]) if h - height > 0 else (0, 0)
+    lo, hi = _percentiles(data[: h - height], [0.5, 99.5]) if h - height > 0 else (0, 0)
     span = max(float(hi) - float(lo), float(np.ptp(band)), 1e-12)
     fg_mask = band != bg
     fg = band[fg_mask].astype(np.float64)
@@ -134,3 +156,10 @@ def detect_info_bar(data: np.ndarray, *, max_fraction: float = INFO_BAR_MAX_FRAC
     if float(np.mean(neighbours[fg_mask] > 0)) < 0.6:
         return 0
     return int(height)
+
+
+def _percentiles(data: np.ndarray, q) -> list[float]:
+    from .histq import percentile_int
+
+    p = percentile_int(data, None, q)          # NumPy's values, from a histogram
+    return list(np.percentile(data, q)) if p is None else p

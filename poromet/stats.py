@@ -187,6 +187,12 @@ def t_critical(n: int, confidence: float = 0.95) -> float:
     n = int(n)
     if n < 2:
         return NAN
+    if confidence == 0.95:
+        from .t975 import t975
+
+        t = t975(n - 1)                 # SciPy's values, without importing SciPy
+        if t is not None:
+            return t
     from scipy.stats import t as student_t
 
     return float(student_t.ppf(0.5 + confidence / 2.0, n - 1))
@@ -216,9 +222,21 @@ def fields_for_accuracy(mean: float, sd: float, target_pct: float, *,
         return 2
     ratio = 100.0 * sd / (mean * target_pct)
     n = max(2, math.ceil((1.959963984540054 * ratio) ** 2))  # t > z, so n >= this
-    while n < cap and t_critical(n) * ratio > math.sqrt(n):
+    while n < cap and _too_few(n, ratio):
         n += 1 if n < 200 else max(1, n // 100)
     return min(n, cap)
+
+
+def _too_few(n: int, ratio: float) -> bool:
+    """``t_critical(n) * ratio > sqrt(n)``, deciding from a series for
+    t(0.975) beyond the table unless the two sides are too close to call."""
+    from .t975 import t975, t975_series
+
+    if t975(n - 1) is None:
+        lhs, rhs = t975_series(n - 1) * ratio, math.sqrt(n)
+        if abs(lhs - rhs) > 1e-9 * rhs:         # the series is within 2e-12
+            return lhs > rhs
+    return t_critical(n) * ratio > math.sqrt(n)
 
 
 def _pct(x: float) -> str:

@@ -262,3 +262,40 @@ def test_sample_result_is_frozen():
     r = SampleResult("S1")
     with pytest.raises(Exception):
         r.verdict = "pass"
+
+
+def test_t975_table_is_scipys():
+    from scipy.stats import t
+
+    from poromet.t975 import T975
+
+    assert list(T975) == [float(t.ppf(0.5 + 0.95 / 2.0, df)) for df in range(1, len(T975) + 1)]
+    assert t_critical(201) == float(t.ppf(0.975, 200))      # beyond the table: SciPy
+
+
+def test_t975_series_close_to_scipy_and_fields_for_accuracy_unchanged():
+    from scipy.stats import t
+
+    from poromet.t975 import t975_series
+
+    for df in (200, 201, 450, 1000, 10_000, 99_999):
+        assert abs(t975_series(df) / t.ppf(0.975, df) - 1) < 2e-12
+
+    def reference(mean, sd, target, cap=100_000):       # the loop on SciPy's t
+        ratio = 100.0 * sd / (mean * target)
+        n = max(2, math.ceil((1.959963984540054 * ratio) ** 2))
+        while n < cap and t.ppf(0.975, n - 1) * ratio > math.sqrt(n):
+            n += 1 if n < 200 else max(1, n // 100)
+        return min(n, cap)
+
+    for mean, sd, target in [(0.08, 0.015, 10.0), (0.2, 0.19, 5.0), (0.05, 0.04, 1.0),
+                             (0.3, 0.3, 0.5), (0.1, 0.09, 2.0)]:
+        assert fields_for_accuracy(mean, sd, target) == reference(mean, sd, target)
+
+
+def test_t975_doctests():
+    import doctest
+
+    import poromet.t975
+
+    assert doctest.testmod(poromet.t975).failed == 0

@@ -1,0 +1,59 @@
+"""poromet.labels: the same components and areas as OpenCV's default labelling."""
+
+import doctest
+
+import cv2
+import numpy as np
+import pytest
+
+import poromet.labels
+from poromet.labels import clear_components, label_areas, label_stats
+
+
+def _reference(mask, connectivity):
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8),
+                                                        connectivity=connectivity)
+    return n, lab, stats
+
+
+def _same_partition(a, b):
+    """Two labellings group the pixels identically."""
+    pairs = np.unique(np.stack([a.ravel().astype(np.int64), b.ravel().astype(np.int64)]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_label_areas_matches_opencv(connectivity):
+    rng = np.random.default_rng(connectivity)
+    for _ in range(30):
+        m = cv2.GaussianBlur(rng.random((70, 90)).astype(np.float32), (0, 0), 2) > 0.5
+        n, lab, areas = label_areas(m, connectivity=connectivity)
+        n0, lab0, stats0 = _reference(m, connectivity)
+        assert n == n0 and _same_partition(lab, lab0)
+        assert sorted(areas[1:].tolist()) == sorted(stats0[1:, 4].tolist())
+        assert areas[0] == np.count_nonzero(~m)
+
+
+def test_label_areas_more_than_65535_labels():
+    m = np.zeros((600, 600), bool)
+    m[::2, ::2] = True                        # 90000 single pixels
+    n, lab, areas = label_areas(m, connectivity=4)
+    assert n == 90001 and lab.dtype == np.int32 and areas[1:].max() == 1
+
+
+def test_clear_components_both_routes():
+    rng = np.random.default_rng(3)
+    m = rng.random((80, 80)) < 0.3
+    n, lab, stats = label_stats(m)
+    n0, lab0, stats0 = _reference(m, 8)
+    assert n == n0 and _same_partition(lab, lab0)
+    for limit in (2, 4, 50):                  # few specks (boxes) ... most components (lookup)
+        ids = np.flatnonzero(stats[1:, 4] < limit) + 1
+        want = m & ~np.isin(lab, ids)
+        got = m.copy()
+        clear_components(got, lab, stats, ids)
+        assert np.array_equal(got, want)
+
+
+def test_doctests():
+    assert doctest.testmod(poromet.labels).failed == 0
