@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     t2 = time.perf_counter()
     truth = {r["path"]: r for r in read_csv(data / "truth.csv")}
     key = "porosity_rect" if a.trim == "sidecar" else "porosity_exterior"
-    errs, by_sample = [], {}
+    errs, by_sample, worst_rows = [], {}, []
     for row in read_csv(out / "fields.csv"):
         rel = Path(row["path"]).resolve().relative_to(data.resolve()).as_posix()
         t = float(truth[rel][key])
@@ -64,6 +64,7 @@ def main(argv=None) -> int:
             print(f"  field not measured: {rel}: {row['message']}")
             continue
         errs.append(100 * (float(row["porosity"]) - t))
+        worst_rows.append((abs(errs[-1]), errs[-1], rel))
     n_in = 0
     samples = read_csv(out / "samples.csv")
     for s in samples:
@@ -82,6 +83,7 @@ def main(argv=None) -> int:
     print(f"fields measured: {len(errs)} of {sum(len(v) for v in by_sample.values())}")
     print(f"per-field |error|: mean {mean:.2f} pp, worst {worst:.2f} pp, bias {bias:+.2f} pp")
     print(f"samples whose 95 % CI contains the true mean: {n_in} of {len(samples)}")
+    print("worst fields: " + ", ".join(f"{rel} {e:+.2f} pp" for _, e, rel in sorted(worst_rows)[-3:][::-1]))
     print(f"results in {out}" if a.keep else "")
     return 0
 

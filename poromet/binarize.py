@@ -366,7 +366,7 @@ def min_area_px(cleanup, pixel_size_um: float | None) -> int:
 
 
 def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
-            pixel_size_um: float | None = None) -> Segmentation:
+            pixel_size_um: float | None = None, smooth_sigma: float = 0.0) -> Segmentation:
     """Threshold the preprocessed field inside ``region`` and clean up voids.
 
     Parameters
@@ -381,6 +381,10 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
     cleanup : CleanupSettings
     pixel_size_um : float, optional
         Converts ``cleanup.min_pore_area_um2`` to pixels.
+    smooth_sigma : float
+        Gaussian sigma (px) of the smoothing that made ``clean`` (from
+        ``preprocess(..., return_sigma=True)``); method 'local' corrects
+        the pore outlines for the shrinking it causes at curved edges.
 
     Returns
     -------
@@ -397,7 +401,7 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
     method = threshold.method
     if method == "local":
         return _segment_local(clean, region, hist, threshold=threshold, cleanup=cleanup,
-                              pixel_size_um=pixel_size_um)
+                              pixel_size_um=pixel_size_um, smooth_sigma=smooth_sigma)
     if method == "manual":
         if threshold.value is None:
             raise PipelineError("threshold.value: not set but threshold.method is 'manual'; "
@@ -428,11 +432,19 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
                         porosity_high=float(max(p_hi, p)), histogram=hist, method=method)
 
 
-def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um):
+def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
+                   smooth_sigma=0.0):
     """``segment`` for method 'local' (see :mod:`poromet.adaptive`)."""
-    from .adaptive import fill_dark_floors, local_threshold
+    from .adaptive import (CURVATURE_GAIN, fill_dark_floors, gradient_magnitude,
+                           local_threshold, tangential_curvature)
 
     T, t, dark, solid = local_threshold(clean, region)
+    if smooth_sigma > 0:
+        # the smoothing moved curved edges by sigma^2 * kappa / 2 (convex
+        # pores shrink, narrow solid necks thin): move the level back
+        T += np.float32(CURVATURE_GAIN * smooth_sigma ** 2 / 2) * tangential_curvature(clean)
+    fill_floors = getattr(cleanup, "fill_floors", True)
+    grad = gradient_magnitude(clean) if fill_floors else None
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
@@ -441,8 +453,8 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um):
     def run(delta: float) -> np.ndarray:
         pores = cleanup_pores((T > np.float32(-delta)) & region, region,
                               min_area_px=area, fill_holes=bool(cleanup.fill_holes))
-        if getattr(cleanup, "fill_floors", True):
-            pores = fill_dark_floors(pores, clean, region, level=floor_level)
+        if fill_floors:
+            pores = fill_dark_floors(pores, clean, region, level=floor_level, gradient=grad)
         return pores
 
     pores = run(0.0)

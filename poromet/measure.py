@@ -141,10 +141,11 @@ def measure_field(image_or_path, *, roi=None, pipeline=None, sidecar=True,
             data.shape, roi=roi, info_bar_px=cal.info_bar_px,
             image=data, pixel_size_um=cal.pixel_size_um, trim=pipeline.trim,
         )
-        clean = preprocess(data, region.mask, pipeline.preprocess,
-                           pixel_size_um=cal.pixel_size_um)
+        clean, smooth_sigma = preprocess(data, region.mask, pipeline.preprocess,
+                                         pixel_size_um=cal.pixel_size_um, return_sigma=True)
         seg = segment(clean, region.mask, threshold=pipeline.threshold,
-                      cleanup=pipeline.cleanup, pixel_size_um=cal.pixel_size_um)
+                      cleanup=pipeline.cleanup, pixel_size_um=cal.pixel_size_um,
+                      smooth_sigma=smooth_sigma)
         counts = count_pixels(seg.pores, region.mask)
     messages = list(image.warnings) + list(cal.notes) + list(region.warnings)
     messages += [str(w.message) for w in caught if str(w.message) not in messages]

@@ -322,7 +322,7 @@ def correct_scan_lines(img: np.ndarray, region: np.ndarray, *, window: int = 15,
 
 
 def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
-               pixel_size_um: float | None = None) -> np.ndarray:
+               pixel_size_um: float | None = None, return_sigma: bool = False):
     """Scale, de-streak, denoise and flatten a field for global thresholding.
 
     Parameters
@@ -336,10 +336,15 @@ def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
     pixel_size_um : float, optional
         Not needed by the default settings (all sizes are in pixels).
 
+    return_sigma : bool
+        Also return the Gaussian sigma (px) of the noise-adaptive smoothing
+        (0 for other denoise settings): the segmentation corrects the pore
+        outlines for the blur it added.
+
     Returns
     -------
     ndarray of float32, (H, W)
-        8-bit gray scale (0-255).
+        8-bit gray scale (0-255); with ``return_sigma``, ``(image, sigma)``.
 
     Examples
     --------
@@ -360,11 +365,12 @@ def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
         img = normalize_field(data, region, flatten=s.background != "none")
         if getattr(s, "scan_lines", False):
             img = correct_scan_lines(img, region)
-        return adaptive_smooth(img, region)[0]
+        out, sigma = adaptive_smooth(img, region)
+        return (out, sigma) if return_sigma else out
     img = to_gray8(data, region)
     if getattr(s, "scan_lines", False):
         img = correct_scan_lines(img, region)
     img = denoise(img, s.denoise, s.denoise_px)
     if s.background != "none":
         img = flatten_background(img, region, method=s.background, scale_px=s.background_px)
-    return img
+    return (img, 0.0) if return_sigma else img

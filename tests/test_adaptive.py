@@ -43,8 +43,8 @@ def measure(img, region=None):
     p = Pipeline()
     from poromet.preprocess import preprocess
 
-    clean = preprocess(img, region, p.preprocess)
-    return segment(clean, region, threshold=p.threshold, cleanup=p.cleanup)
+    clean, sigma = preprocess(img, region, p.preprocess, return_sigma=True)
+    return segment(clean, region, threshold=p.threshold, cleanup=p.cleanup, smooth_sigma=sigma)
 
 
 @pytest.mark.parametrize("kw", [{}, {"noise": 0.08}, {"ramp": 0.8}, {"rim": 0.5},
