@@ -1,0 +1,277 @@
+"""Stack detection on all sides of a field: :class:`StackSide`, :func:`find_stack`.
+
+See :mod:`poromet.autotrim` for the method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RoiError
+from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
+                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
+                      _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
+                      _WAVE_TOL)
+from .orientation import _layered_band, _orientation_maps
+from .profiles import _as_float, _side_boundary, _side_profiles, _working_image
+
+__all__ = ["StackSide", "find_stack", "stack_mask"]
+
+
+@dataclass(frozen=True, eq=False)
+class StackSide:
+    """A laminated stack found against one image side.
+
+    Attributes
+    ----------
+    side : {'top', 'bottom', 'left', 'right'}
+        The image edge the stack lies against.
+    boundary : ndarray of float, shape (L,)
+        Depth of the stack's outer boundary from that edge, in full-resolution
+        pixels, for every column (top/bottom) or row (left/right) of the area
+        above the info bar.
+    strength : float
+        Statistic of the outermost interface: the strips' mean step over its
+        standard error (RMS over the texture features), so the field's own
+        pore/grain texture sets the unit.
+    coverage : float
+        Fraction of the strips whose own step agrees with the common one.
+    interfaces : int
+        Number of significant changes (interfaces) found on this side (>= 1).
+    consistency : float
+        How alike the step is along the boundary (1: the same everywhere).
+    cue : {'texture', 'orientation', 'both'}
+        What located the boundary: the texture-step statistic, the band of
+        texture oriented along the side, or both (the deeper one is kept).
+    """
+
+    side: str
+    boundary: np.ndarray
+    strength: float
+    coverage: float
+    interfaces: int
+    consistency: float = 1.0
+    cue: str = "texture"
+
+    @property
+    def depth_px(self) -> float:
+        """Median depth of the boundary in pixels."""
+        return float(np.median(self.boundary))
+
+
+def _stack_side(res, side: str, shape, k: int, cue: str = "texture") -> StackSide:
+    """StackSide at full resolution from a per-strip boundary (working px).
+
+    The boundary of each full-resolution row/column is interpolated between
+    strip centres, then the upper envelope over one strip length is taken,
+    plus the localisation uncertainty (the step lies between working pixels).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    bj, strength, cover, cons, n_if = res
+    n = len(bj)
+    L = shape[0] if side in ("left", "right") else shape[1]
+    edges = np.linspace(0, L, n + 1)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    far = (np.asarray(bj, np.float64) + 1.0 + _EXTRA_PX) * k
+    bnd = np.interp(np.arange(L) + 0.5, centers, far)
+    bnd = maximum_filter1d(bnd, size=max(1, int(L / n)) | 1, mode="nearest")
+    return StackSide(side=side, boundary=bnd, strength=strength, coverage=cover,
+                     interfaces=n_if, consistency=cons, cue=cue)
+
+
+def _detect(image, info_bar_px: int, sides, max_depth: float):
+    """All sides: (stacks, confidence)."""
+    a = _as_float(image)
+    H = a.shape[0] - int(info_bar_px)
+    if H < 16 or a.shape[1] < 16:
+        return [], 1.0
+    a = a[:H]
+    small, k = _working_image(a)
+    # rows next to the image edge are changed by the streak median: no
+    # interface is looked for there
+    edge = int(math.ceil(_STREAK_ROWS / (2 * k))) + 1
+    out, cand, ori_only = [], [], []
+    J = _orientation_maps(small)
+    for side in sides:
+        if side not in SIDES:
+            raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
+        X = _side_profiles(small, side)
+        S = X.shape[2]
+        ori = _layered_band(J, side, max_depth=int(max_depth * S), min_depth=edge)
+        ori_ok = ori is not None and ori[2] >= _ORI_COVER
+        tol = max(2, int(round(_WAVE_TOL * S)))
+        cap = int(np.max(ori[0])) + tol if ori_ok else None
+        res, rej, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge, cap=cap)
+        cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
+        if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
+            if ori_ok:
+                ori_only.append((side, ori))
+            continue
+        if ori_ok and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
+            # the layered band goes on beyond the texture step: an inner
+            # interface was found; cut at the deeper of the two per strip
+            res = (np.maximum(res[0], ori[0]),) + tuple(res[1:])
+            out.append(_stack_side(res, side, a.shape, k, cue="both"))
+        else:
+            out.append(_stack_side(res, side, a.shape, k))
+    if not out and len(cand) > 1:
+        # a weaker interface is still taken when one side stands out clearly
+        # against the others: they show this field's own texture noise
+        cand.sort(key=lambda c: -c[0])
+        (t0, side, X, _), t1 = cand[0], cand[1][0]
+        if t0 >= _RELATIVE_T and t0 >= _RELATIVE_RATIO * t1:
+            S = X.shape[2]
+            res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
+                                       accept=t0 - 1e-6)
+            if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
+                out.append(_stack_side(res, side, a.shape, k))
+    if not out and len(ori_only) == 1:
+        # no texture step passed, but one side holds a band whose texture is
+        # oriented along it (layers, pores drawn out along them) and the
+        # other sides do not: the stack, with a wavy or blurred boundary
+        side, (dj, level, cover) = ori_only[0]
+        out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
+                               cue="orientation"))
+    tmax = {side: t for t, side, _, _ in cand}
+    if len(out) > 1:
+        # one exterior unit borders the stack on one side as a rule: a second
+        # side (the one with the weaker strongest change) is kept only when
+        # it is as clear as a stack can be
+        out.sort(key=lambda s: -tmax[s.side])
+        keep = [out[0]]
+        for st in out[1:]:
+            # ... and when the bands leave most of the field between them
+            opposite = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+            room = True
+            for other in keep:
+                if other.side == opposite[st.side]:
+                    across = a.shape[0] if st.side in ("top", "bottom") else a.shape[1]
+                    room = room and (st.depth_px + other.depth_px) <= 0.6 * across
+            if tmax[st.side] >= _SECOND_T and st.coverage >= 0.9 and room:
+                keep.append(st)
+        out = keep
+    out.sort(key=lambda s: -s.depth_px)
+    return out, _confidence(out, tmax, a.shape)
+
+
+def find_stack(image, *, info_bar_px: int = 0, sides=SIDES,
+               max_depth: float = _MAX_DEPTH) -> list[StackSide]:
+    """Find laminated-stack bands against the sides of an SEM field.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Raw monochrome image (any dtype), info bar included.
+    info_bar_px : int
+        Height of the data bar at the bottom; those rows are ignored.
+    sides : iterable of {'top', 'bottom', 'left', 'right'}
+        Sides to examine.
+    max_depth : float
+        Deepest boundary looked for, as a fraction of the image size across
+        the side (0 < max_depth < 1).
+
+    Returns
+    -------
+    list of StackSide
+        One entry per side that shows a stack, deepest boundary first (a
+        second side only when its interface is very clear).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(120, 10, (192, 256)).astype(np.float32)
+    >>> img[:, :60] = 200                         # a bright band on the left ...
+    >>> img[:, 30:40] = 60                        # ... with a dark layer in it
+    >>> [(s.side, 60 <= s.depth_px <= 80) for s in find_stack(img)]
+    [('left', True)]
+    """
+    return _detect(image, info_bar_px, sides, max_depth)[0]
+
+
+def stack_mask(shape, stacks, *, info_bar_px: int = 0) -> np.ndarray:
+    """Boolean mask (H, W) of the stack bands (True in the stack).
+
+    Parameters
+    ----------
+    shape : (H, W)
+        Full image shape, info bar included.
+    stacks : list of StackSide
+        From :func:`find_stack` on the same image.
+    info_bar_px : int
+        Rows of the data bar (not part of any band).
+    """
+    H, W = shape
+    Hs = H - int(info_bar_px)
+    m = np.zeros((H, W), bool)
+    for st in stacks:
+        b = np.asarray(st.boundary, np.float64)
+        if st.side in ("left", "right"):
+            s = np.arange(W)[None, :] + 0.5
+            s = s if st.side == "left" else W - s
+            m[:Hs] |= s < b[:Hs, None]
+        else:
+            s = np.arange(Hs)[:, None] + 0.5
+            s = s if st.side == "top" else Hs - s
+            m[:Hs] |= s < b[None, :W]
+    return m
+
+
+def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
+    """Map the decision's clarity to [0, 1].
+
+    ``tmax`` holds, per side examined, the largest interface statistic found
+    on it.  Without a stack: how far the strongest candidate stayed below
+    acceptance (a field where something almost passed as a stack is unsure:
+    at the acceptance level the confidence is 0.45).  With a stack: how far
+    the side's strongest interface is above acceptance and how clear the
+    outermost one is along the side; if another side shows nearly as strong
+    a change, the choice is unsure (at most 0.45).  An outermost interface
+    weaker than the acceptance level (taken beyond a strong one) caps the
+    confidence at 0.5-0.7, and at 0.45 when it lies deeper than 45 % of the
+    field (``shape``: the area above the info bar): such a cut may be a pore
+    cluster of the exterior.  A band thinner than ``_SHALLOW`` of the field
+    is unsure too (0.45): its outer layers may have been missed.
+    """
+    if not tmax:
+        return 1.0
+    if not stacks:
+        t = max(tmax.values())
+        return float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
+    c = []
+    for st in stacks:
+        if st.cue == "orientation":
+            # found on orientation alone (strength: the band's excess)
+            lvl = np.clip((st.strength - _ORI_LAYERED) / _ORI_LAYERED, 0, 1)
+            c.append(0.5 + 0.3 * float(lvl) * st.coverage)
+            continue
+        t = tmax.get(st.side, st.strength)
+        clarity = np.clip((t - _ACCEPT_T) / (1.5 * _ACCEPT_T), 0, 1)
+        cover = np.clip((st.coverage - _ACCEPT_COVER) / (1 - _ACCEPT_COVER), 0, 1)
+        cons = np.clip((st.consistency - _CONSISTENT) / (1 - _CONSISTENT), 0, 1)
+        ci = 0.45 + 0.3 * clarity + 0.1 * cover + 0.15 * cons
+        if shape is not None:
+            across = shape[0] if st.side in ("top", "bottom") else shape[1]
+            if st.depth_px < _SHALLOW * across:
+                # only a thin band at the very edge: its outer layers may
+                # have been missed (they are often weak against the exterior)
+                ci = min(ci, 0.45)
+        if st.strength < _ACCEPT_T:
+            ci = min(ci, 0.5 + 0.2 * float(np.clip((st.strength - _OUTER_T)
+                                                   / (_ACCEPT_T - _OUTER_T), 0, 1)))
+            if shape is not None:
+                across = shape[0] if st.side in ("top", "bottom") else shape[1]
+                if st.depth_px > 0.45 * across:
+                    ci = min(ci, 0.45)
+        c.append(ci)
+    conf = float(min(c))
+    kept = {st.side for st in stacks}
+    others = [t for side, t in tmax.items() if side not in kept]
+    main = max(tmax.get(st.side, st.strength) for st in stacks)
+    texture = any(st.cue != "orientation" for st in stacks)
+    if texture and others and max(others) >= max(0.8 * main, _OUTER_T + 1.0):
+        conf = min(conf, 0.45)
+    return conf
