@@ -38,6 +38,16 @@ wave tolerance and taken as the upper envelope between strips (a wavy or
 slightly tilted boundary is followed on the safe side).  The margin is
 applied as a Euclidean distance from the stack at full resolution.
 
+Once a side holds a stack, it is **straightened** along the interface found
+(:mod:`poromet.autotrim.straighten`): the interface is tracked along the side
+in fine strips (dynamic programming), every line is shifted so that it runs
+straight, and the outermost interface is looked for again in that view (same
+unit of spread as the original view, same deepest depth in the original
+frame).  Every interface of a laminate follows the wave of the boundary, so a
+weak outer layer whose step the wave had smeared over many depths (a
+low-porosity electrolyte against a porous cover) is found; the boundary is
+then given per line and its upper envelope taken over 1/16 of the side.
+
 A second, independent cue is the **orientation** of the texture: the layers
 and the pores drawn out in them run along the boundary, so next to a stack
 side the structure tensor shows gradients across the side dominating those

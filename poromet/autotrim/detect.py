@@ -14,9 +14,11 @@ from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
                       _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
-                      _WAVE_TOL)
+                      _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .orientation import _layered_band, _orientation_maps
-from .profiles import _as_float, _side_boundary, _side_profiles, _working_image
+from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
+                       _pooled_spread, _side_stat, _steps, _working_image)
+from .straighten import _shift_lines, _track
 
 __all__ = ["StackSide", "find_stack", "stack_mask"]
 
@@ -62,12 +64,14 @@ class StackSide:
         return float(np.median(self.boundary))
 
 
-def _stack_side(res, side: str, shape, k: int, cue: str = "texture") -> StackSide:
+def _stack_side(res, side: str, shape, k: int, cue: str = "texture",
+                envelope: int | None = None) -> StackSide:
     """StackSide at full resolution from a per-strip boundary (working px).
 
     The boundary of each full-resolution row/column is interpolated between
-    strip centres, then the upper envelope over one strip length is taken,
-    plus the localisation uncertainty (the step lies between working pixels).
+    strip centres, then the upper envelope over one strip length (or
+    ``envelope`` full-resolution px) is taken, plus the localisation
+    uncertainty (the step lies between working pixels).
     """
     from scipy.ndimage import maximum_filter1d
 
@@ -78,9 +82,100 @@ def _stack_side(res, side: str, shape, k: int, cue: str = "texture") -> StackSid
     centers = 0.5 * (edges[:-1] + edges[1:])
     far = (np.asarray(bj, np.float64) + 1.0 + _EXTRA_PX) * k
     bnd = np.interp(np.arange(L) + 0.5, centers, far)
-    bnd = maximum_filter1d(bnd, size=max(1, int(L / n)) | 1, mode="nearest")
+    size = int(L / n) if envelope is None else int(envelope)
+    bnd = maximum_filter1d(bnd, size=max(1, size) | 1, mode="nearest")
     return StackSide(side=side, boundary=bnd, strength=strength, coverage=cover,
                      interfaces=n_if, consistency=cons, cue=cue)
+
+
+def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise deeper of two boundaries given per strip or per line."""
+    if len(a) != len(b):
+        n = max(len(a), len(b))
+        a, b = (np.interp((np.arange(n) + 0.5) / n, (np.arange(len(v)) + 0.5) / len(v), v)
+                for v in (a, b))
+    return np.maximum(a, b)
+
+
+def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
+                  pooled=None, cap=None, accept=_ACCEPT_T):
+    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok)``."""
+    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
+    ori_ok = ori is not None and ori[2] >= _ORI_COVER
+    cap = int(np.max(ori[0])) + tol if ori_ok else cap
+    res, rej, _ = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
+                                 pooled=pooled, accept=accept)
+    return res, rej, ori, ori_ok
+
+
+def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
+                  cap: int | None = None, accept: float = _ACCEPT_T):
+    """Re-examine a side straightened along the interface ``res`` found on it.
+
+    The interface is tracked along the side (:func:`~poromet.autotrim.straighten._track`),
+    every line is shifted so that it runs straight, and the outermost
+    interface and the layered band are looked for again.  Returns ``(res,
+    ori, ori_ok)`` with boundaries per line of the working image (original
+    frame), or None when the straightened side shows no accepted stack.
+    ``cap``: the end of the layered band of the original view (weaker changes
+    beyond it are not taken), used when the straightened view shows no band.
+    """
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    D = _steps(X, wl, wr)
+    _, t = _side_stat(D)
+    b = int(round(float(np.median(res[0]))))
+    b = min(max(b, wl), S - wr)
+    u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
+    o = np.ascontiguousarray(_orient(small, side), dtype=np.float32)
+    course = _track(o, u, b, wl=wl, wr=wr, tol=tol)
+    d = np.round(course - course.min()).astype(np.int64)
+    o2 = _shift_lines(o, d)
+    X2 = _profiles(o2)
+    # depths stay within max_depth of the original frame (the shift moves
+    # lines towards the edge by up to d.max())
+    res2, _, ori2, ori2_ok = _analyse_side(X2, J, side, max_depth=max_depth - int(d.max()),
+                                           min_depth=min_depth, tol=tol, shift=d,
+                                           pooled=_pooled_spread(D), cap=cap, accept=accept)
+    if res2 is None or res2[2] < _ACCEPT_COVER or res2[3] < _CONSISTENT:
+        return None
+    T = o.shape[0]
+    rows = (np.arange(T) + 0.5) / T
+
+    def per_line(bj):
+        bj = np.asarray(bj, np.float64)
+        return np.interp(rows, (np.arange(len(bj)) + 0.5) / len(bj), bj) + d
+
+    res2 = (per_line(res2[0]),) + tuple(res2[1:])
+    if ori2 is not None:
+        ori2 = (per_line(ori2[0]),) + tuple(ori2[1:])
+    return res2, ori2, ori2_ok
+
+
+def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth: int,
+                  min_depth: int, tol: int, cap, accept: float = _ACCEPT_T) -> StackSide:
+    """The StackSide of an accepted texture boundary ``res``, refined.
+
+    The side is straightened along the interface (:func:`_straightened`);
+    when the straightened view confirms a stack its boundary (per line) is
+    used, else the original per-strip one.  When the layered band ``ori``
+    goes on well beyond the texture boundary an inner interface was found:
+    the deeper of the two is cut (``cue='both'``).
+    """
+    strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
+                         tol=tol, cap=cap, accept=accept)
+    env = None
+    if strt is not None:
+        res, ori2, ori2_ok = strt
+        ori = ori2 if ori2_ok else None
+        env = int((shape[0] if side in ("left", "right") else shape[1]) / _TRACK_ENVELOPE)
+    if ori is not None and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
+        # the layered band goes on beyond the texture step: an inner
+        # interface was found; cut at the deeper of the two per strip
+        res = (_deeper(res[0], ori[0]),) + tuple(res[1:])
+        return _stack_side(res, side, shape, k, cue="both", envelope=env)
+    return _stack_side(res, side, shape, k, envelope=env)
 
 
 def _detect(image, info_bar_px: int, sides, max_depth: float):
@@ -101,23 +196,18 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
             raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
         X = _side_profiles(small, side)
         S = X.shape[2]
-        ori = _layered_band(J, side, max_depth=int(max_depth * S), min_depth=edge)
-        ori_ok = ori is not None and ori[2] >= _ORI_COVER
         tol = max(2, int(round(_WAVE_TOL * S)))
-        cap = int(np.max(ori[0])) + tol if ori_ok else None
-        res, rej, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge, cap=cap)
+        res, rej, ori, ori_ok = _analyse_side(X, J, side, max_depth=int(max_depth * S),
+                                              min_depth=edge, tol=tol)
         cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
             if ori_ok:
                 ori_only.append((side, ori))
             continue
-        if ori_ok and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
-            # the layered band goes on beyond the texture step: an inner
-            # interface was found; cut at the deeper of the two per strip
-            res = (np.maximum(res[0], ori[0]),) + tuple(res[1:])
-            out.append(_stack_side(res, side, a.shape, k, cue="both"))
-        else:
-            out.append(_stack_side(res, side, a.shape, k))
+        cap = int(np.max(ori[0])) + tol if ori_ok else None
+        out.append(_refined_side(small, X, J, side, res, ori if ori_ok else None, a.shape, k,
+                                 max_depth=int(max_depth * S), min_depth=edge, tol=tol,
+                                 cap=cap))
     if not out and len(cand) > 1:
         # a weaker interface is still taken when one side stands out clearly
         # against the others: they show this field's own texture noise
@@ -128,7 +218,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
             res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
                                        accept=t0 - 1e-6)
             if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
-                out.append(_stack_side(res, side, a.shape, k))
+                ori = cand[0][3]
+                tol = max(2, int(round(_WAVE_TOL * S)))
+                cap = int(np.max(ori[0])) + tol if ori is not None else None
+                out.append(_refined_side(small, X, J, side, res, ori, a.shape, k,
+                                         max_depth=int(max_depth * S), min_depth=edge,
+                                         tol=tol, cap=cap, accept=t0 - 1e-6))
     if not out and len(ori_only) == 1:
         # no texture step passed, but one side holds a band whose texture is
         # oriented along it (layers, pores drawn out along them) and the

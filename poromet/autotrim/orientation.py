@@ -11,6 +11,7 @@ import numpy as np
 from ._params import (_N_STRIPS, _ORI_END, _ORI_GAP, _ORI_GRAD, _ORI_INT, _ORI_LAYERED,
                       _ORI_MIN, _WAVE_TOL)
 from .profiles import _orient
+from .straighten import _shift_lines
 
 
 def _orientation_maps(small: np.ndarray):
@@ -25,7 +26,7 @@ def _orientation_maps(small: np.ndarray):
 
 
 def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
-                  n_strips: int = _N_STRIPS):
+                  n_strips: int = _N_STRIPS, shift: np.ndarray | None = None):
     """Depth of a band whose texture is oriented along the side, per strip.
 
     The layers of a stack (and the pores drawn out in them) run parallel to
@@ -36,11 +37,16 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
     texture).  Returns ``(depth_per_strip, level, cover)`` in working px, or
     None when no band oriented along the side starts at the edge: ``level``
     is the band's median excess, ``cover`` the share of strips showing it.
+    ``shift``: per line along the side, the straightening shift of
+    :func:`poromet.autotrim.straighten._shift_lines` (depths are then in the
+    straightened frame).
     """
     Jxx, Jyy = J
     js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
     js, jt = _orient(js, side), _orient(jt, side)
     an = (js - jt) / (js + jt + 1e-6)                       # (T, S)
+    if shift is not None:
+        an = _shift_lines(an, shift)
     T, S = an.shape
     far = an[:, int(0.5 * S):int(0.85 * S)]
     if far.shape[1] < 4:

@@ -56,7 +56,12 @@ def _orient(f: np.ndarray, side: str) -> np.ndarray:
 
 
 def _side_profiles(small: np.ndarray, side: str, n_strips: int = _N_STRIPS) -> np.ndarray:
-    """Texture profiles across one side: (F, n_strips, S).
+    """Texture profiles across one side: (F, n_strips, S); see :func:`_profiles`."""
+    return _profiles(np.ascontiguousarray(_orient(small, side), dtype=np.float32), n_strips)
+
+
+def _profiles(o: np.ndarray, n_strips: int = _N_STRIPS) -> np.ndarray:
+    """Texture profiles of an oriented working image ``o`` (T, S): (F, n_strips, S).
 
     The working image is cut into ``n_strips`` strips along the side; for
     every strip and every depth ``s`` from the edge the features are taken
@@ -67,7 +72,7 @@ def _side_profiles(small: np.ndarray, side: str, n_strips: int = _N_STRIPS) -> n
     """
     import cv2
 
-    o = np.ascontiguousarray(_orient(small, side), dtype=np.float32)     # (T, S)
+    o = np.ascontiguousarray(o, dtype=np.float32)     # (T, S): along the side, away from it
     T, S = o.shape
     # gradients of a lightly smoothed copy: structure, not shot noise
     sm = cv2.GaussianBlur(o, (0, 0), sigmaX=_GRAD_SIGMA, borderType=cv2.BORDER_REFLECT)
@@ -128,13 +133,21 @@ def _steps(X: np.ndarray, wl: int, wr: int) -> np.ndarray:
     return D
 
 
-def _side_stat(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_spread(D: np.ndarray) -> np.ndarray:
+    """Spread of the steps over strips, pooled over depths (median): (F, 1)."""
+    return np.nanmedian(D.std(axis=1, ddof=1), axis=1, keepdims=True)
+
+
+def _side_stat(D: np.ndarray, pooled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Across-strip t statistic per depth: (T(s), mean step vector (F, S)).
 
     Each feature's mean step over the strips is divided by its standard
     error over the strips (a bootstrap-free estimate of how much the step
     varies along the side); T is the RMS over features.  A pore cluster in
     one strip gives a large step there and a large standard error.
+    ``pooled`` (F, 1): the spread pooled over depths, when it is taken from
+    another view of the same side (the straightened one keeps the unit of
+    the original view).
     """
     F, n, S = D.shape
     Dm = D.mean(axis=1)
@@ -142,7 +155,8 @@ def _side_stat(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # the spread over strips at one depth has few degrees of freedom: pool it
     # over depths (median), but keep a locally larger spread (non-stationary
     # texture, e.g. a band of large pores)
-    pooled = np.nanmedian(sd, axis=1, keepdims=True)
+    if pooled is None:
+        pooled = _pooled_spread(D)
     se = np.fmax(pooled, _LOCAL_SE * sd) / math.sqrt(n)
     t = Dm / np.maximum(se, _SE_FLOOR)
     T = np.sqrt(np.mean(t * t, axis=0))
@@ -150,7 +164,8 @@ def _side_stat(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
-                   accept: float = _ACCEPT_T, cap: int | None = None):
+                   accept: float = _ACCEPT_T, cap: int | None = None,
+                   pooled: np.ndarray | None = None):
     """The outermost interface of one side, or None.
 
     Returns ``(b_strips, strength, coverage, consistency, n_runs, T)``:
@@ -162,7 +177,7 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
     wl = max(3, int(round(_WL * S)))
     wr = max(8, int(round(_WR * S)))
     D = _steps(X, wl, wr)
-    T, t = _side_stat(D)
+    T, t = _side_stat(D, pooled)
     hi = min(max_depth, S - wr)
     lo = max(min_depth, wl)
     T_in = np.zeros(S)
