@@ -88,12 +88,18 @@ def _profiles(o: np.ndarray, n_strips: int = _N_STRIPS) -> np.ndarray:
     edges = np.linspace(0, T, n_strips + 1).round().astype(int)
     F = len(_QUANTILES) + 4
     X = np.empty((F, n_strips, S), np.float32)
-    for j in range(n_strips):
-        blk = o[edges[j]:edges[j + 1]]
-        X[:len(_QUANTILES), j] = np.quantile(blk, _QUANTILES, axis=0)
-        X[-4, j] = c_t[edges[j]:edges[j + 1]].mean(axis=0)
-        X[-3, j] = d_t[edges[j]:edges[j + 1]].mean(axis=0)
-        X[-2, j] = d_s[edges[j]:edges[j + 1]].mean(axis=0)
+    lens = np.diff(edges)
+    # quantiles of all strips of one length in one call (at most two lengths)
+    for r in np.unique(lens):
+        idx = np.flatnonzero(lens == r)
+        blocks = np.sort(o[edges[idx][:, None] + np.arange(r)[None, :]], axis=1)   # (m, r, S)
+        for i, q in enumerate(_QUANTILES):        # numpy's default ('linear') quantile
+            pos = q * (r - 1)
+            lo = int(math.floor(pos))
+            hi = min(lo + 1, r - 1)
+            X[i, idx] = blocks[:, lo] + (pos - lo) * (blocks[:, hi] - blocks[:, lo])
+    for f, g in ((-4, c_t), (-3, d_t), (-2, d_s)):
+        X[f] = np.add.reduceat(g, edges[:-1], axis=0) / lens[:, None]
     # anisotropy of the texture: pores and grains of a layer are drawn out
     # along the band (scale-free, independent of the porosity level)
     X[-1] = 0.5 * (X[-2] - X[-3]) / np.maximum(X[-2] + X[-3], 1e-3)
