@@ -48,6 +48,11 @@ weak outer layer whose step the wave had smeared over many depths (a
 low-porosity electrolyte against a porous cover) is found; the boundary is
 then given per line and its upper envelope taken over 1/16 of the side.
 
+A very clear band against the opposite edge (an interface with statistic
+``_SECOND_T`` in the near half of that side) is not exterior: each side's
+profiles end before it, so its layers enter neither the exterior window nor
+the shading slope, and bands on two opposite sides are both found.
+
 A second, independent cue is the **orientation** of the texture: the layers
 and the pores drawn out in them run along the boundary, so next to a stack
 side the structure tensor shows gradients across the side dominating those

@@ -17,7 +17,8 @@ from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
-                       _pooled_spread, _side_stat, _steps, _working_image)
+                       _near_band_depth, _pooled_spread, _side_stat, _steps,
+                       _working_image)
 from .straighten import _shift_lines, _track
 
 __all__ = ["StackSide", "find_stack", "stack_mask"]
@@ -98,18 +99,18 @@ def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
-                  pooled=None, cap=None, accept=_ACCEPT_T):
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None):
     """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok)``."""
     ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
     ori_ok = ori is not None and ori[2] >= _ORI_COVER
     cap = int(np.max(ori[0])) + tol if ori_ok else cap
     res, rej, _ = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
-                                 pooled=pooled, accept=accept)
+                                 pooled=pooled, accept=accept, across=across)
     return res, rej, ori, ori_ok
 
 
 def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
-                  cap: int | None = None, accept: float = _ACCEPT_T):
+                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None):
     """Re-examine a side straightened along the interface ``res`` found on it.
 
     The interface is tracked along the side (:func:`~poromet.autotrim.straighten._track`),
@@ -121,14 +122,15 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
     beyond it are not taken), used when the straightened view shows no band.
     """
     F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
+    A = S if across is None else int(across)
+    wl = max(3, int(round(_WL * A)))
+    wr = max(8, int(round(_WR * A)))
     D = _steps(X, wl, wr)
     _, t = _side_stat(D)
     b = int(round(float(np.median(res[0]))))
     b = min(max(b, wl), S - wr)
     u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
-    o = np.ascontiguousarray(_orient(small, side), dtype=np.float32)
+    o = np.ascontiguousarray(_orient(small, side)[:, :S], dtype=np.float32)
     course = _track(o, u, b, wl=wl, wr=wr, tol=tol)
     d = np.round(course - course.min()).astype(np.int64)
     o2 = _shift_lines(o, d)
@@ -137,7 +139,8 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
     # lines towards the edge by up to d.max())
     res2, _, ori2, ori2_ok = _analyse_side(X2, J, side, max_depth=max_depth - int(d.max()),
                                            min_depth=min_depth, tol=tol, shift=d,
-                                           pooled=_pooled_spread(D), cap=cap, accept=accept)
+                                           pooled=_pooled_spread(D), cap=cap, accept=accept,
+                                           across=across)
     if res2 is None or res2[2] < _ACCEPT_COVER or res2[3] < _CONSISTENT:
         return None
     T = o.shape[0]
@@ -154,7 +157,8 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
 
 
 def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth: int,
-                  min_depth: int, tol: int, cap, accept: float = _ACCEPT_T) -> StackSide:
+                  min_depth: int, tol: int, cap, accept: float = _ACCEPT_T,
+                  across: int | None = None) -> StackSide:
     """The StackSide of an accepted texture boundary ``res``, refined.
 
     The side is straightened along the interface (:func:`_straightened`);
@@ -164,7 +168,7 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
     the deeper of the two is cut (``cue='both'``).
     """
     strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
-                         tol=tol, cap=cap, accept=accept)
+                         tol=tol, cap=cap, accept=accept, across=across)
     env = None
     if strt is not None:
         res, ori2, ori2_ok = strt
@@ -176,6 +180,9 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
         res = (_deeper(res[0], ori[0]),) + tuple(res[1:])
         return _stack_side(res, side, shape, k, cue="both", envelope=env)
     return _stack_side(res, side, shape, k, envelope=env)
+
+
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
 def _detect(image, info_bar_px: int, sides, max_depth: float):
@@ -194,11 +201,21 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     for side in sides:
         if side not in SIDES:
             raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
-        X = _side_profiles(small, side)
+    prof = {side: _side_profiles(small, side) for side in sides}
+    # a very clear band against the opposite edge is not exterior: the
+    # profiles of a side end before it, or its layers would enter the
+    # exterior window and the shading slope of this side
+    ends = {side: _near_band_depth(X, min_depth=edge, level=_SECOND_T)
+            for side, X in prof.items()}
+    for side in sides:
+        X = prof[side]
         S = X.shape[2]
+        q = ends.get(_OPPOSITE[side])
+        if q is not None:
+            X = X[..., : S - q - max(3, int(round(_WL * S)))]
         tol = max(2, int(round(_WAVE_TOL * S)))
         res, rej, ori, ori_ok = _analyse_side(X, J, side, max_depth=int(max_depth * S),
-                                              min_depth=edge, tol=tol)
+                                              min_depth=edge, tol=tol, across=S)
         cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
             if ori_ok:
@@ -207,23 +224,23 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         cap = int(np.max(ori[0])) + tol if ori_ok else None
         out.append(_refined_side(small, X, J, side, res, ori if ori_ok else None, a.shape, k,
                                  max_depth=int(max_depth * S), min_depth=edge, tol=tol,
-                                 cap=cap))
+                                 cap=cap, across=S))
     if not out and len(cand) > 1:
         # a weaker interface is still taken when one side stands out clearly
         # against the others: they show this field's own texture noise
         cand.sort(key=lambda c: -c[0])
         (t0, side, X, _), t1 = cand[0], cand[1][0]
         if t0 >= _RELATIVE_T and t0 >= _RELATIVE_RATIO * t1:
-            S = X.shape[2]
+            S = prof[side].shape[2]
             res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
-                                       accept=t0 - 1e-6)
+                                       accept=t0 - 1e-6, across=S)
             if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
                 ori = cand[0][3]
                 tol = max(2, int(round(_WAVE_TOL * S)))
                 cap = int(np.max(ori[0])) + tol if ori is not None else None
                 out.append(_refined_side(small, X, J, side, res, ori, a.shape, k,
                                          max_depth=int(max_depth * S), min_depth=edge,
-                                         tol=tol, cap=cap, accept=t0 - 1e-6))
+                                         tol=tol, cap=cap, accept=t0 - 1e-6, across=S))
     if not out and len(ori_only) == 1 and ori_only[0][1][1] >= _ORI_ALONE:
         # no texture step passed, but one side holds a band whose texture is
         # oriented along it (layers, pores drawn out along them) and the

@@ -171,17 +171,20 @@ def _side_stat(D: np.ndarray, pooled: np.ndarray | None = None) -> tuple[np.ndar
 
 def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
                    accept: float = _ACCEPT_T, cap: int | None = None,
-                   pooled: np.ndarray | None = None):
+                   pooled: np.ndarray | None = None, across: int | None = None):
     """The outermost interface of one side, or None.
 
     Returns ``(b_strips, strength, coverage, consistency, n_runs, T)``:
     boundary depth per strip (working px), peak statistic, share of strips
     whose own step agrees, how alike the strips' steps are, number of
     separate significant changes (interfaces) and the statistic profile.
+    ``across``: size of the whole side when ``X`` is cut short (a band on
+    the opposite side left out); the windows keep their size.
     """
     F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
+    A = S if across is None else int(across)      # windows scale with the whole side
+    wl = max(3, int(round(_WL * A)))
+    wr = max(8, int(round(_WR * A)))
     D = _steps(X, wl, wr)
     T, t = _side_stat(D, pooled)
     hi = min(max_depth, S - wr)
@@ -209,11 +212,11 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
             # a weaker change beyond the band of layers oriented along the
             # side: a pore-density change of the exterior, not a layer
             continue
-        bj, coverage, consistency = _refine(D, t, b, lo=lo, hi=S - wr, tol=_WAVE_TOL * S)
+        bj, coverage, consistency = _refine(D, t, b, lo=lo, hi=S - wr, tol=_WAVE_TOL * A)
         strength = float(T_in[b])
         # a weaker interface must stand out against the exterior beyond it
         # (which holds no interface, only pore clusters and shading)
-        deeper = loc[loc > b + max(wl, int(round(_WAVE_TOL * S)))]
+        deeper = loc[loc > b + max(wl, int(round(_WAVE_TOL * A)))]
         beyond = float(T_in[deeper].max()) if deeper.size else 0.0
         if strength >= accept or (coverage >= _OUTER_COVER and consistency >= _OUTER_CONS
                                   and strength >= _OUTER_RATIO * beyond):
@@ -246,3 +249,17 @@ def _refine(D: np.ndarray, t: np.ndarray, b: int, *, lo: int, hi: int, tol: floa
     consistency = float(np.linalg.norm(Db.mean(axis=1))
                         / max(float(np.linalg.norm(Db, axis=0).mean()), 1e-9))
     return bj, coverage, consistency
+
+
+def _near_band_depth(X: np.ndarray, *, min_depth: int, level: float) -> int | None:
+    """Depth of the deepest very clear interface (statistic >= ``level``) in
+    the near half of a side, or None: where a band against that edge ends
+    for the side opposite to it."""
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    T, _ = _side_stat(_steps(X, wl, wr))
+    T = T[: S // 2]
+    loc = np.flatnonzero((T[1:-1] >= T[:-2]) & (T[1:-1] >= T[2:]) & (T[1:-1] >= level)) + 1
+    loc = loc[loc >= min_depth]
+    return int(loc.max()) if loc.size else None
