@@ -370,14 +370,3 @@ def test_track_follows_a_wavy_interface():
     straight = _shift_lines(o, d)
     edge = (straight > 0.6).sum(axis=1)
     assert edge.max() - edge.min() <= 6
-
-
-def test_cover_with_drawn_out_pores_is_not_cut_on_orientation_alone():
-    # a stack-free field whose pores are drawn out along the bottom edge and
-    # denser there: an oriented band just above the band level (0.254), cut
-    # on orientation alone before (IoU 0.81, trimming alone -3.4 pp)
-    synth = pytest.importorskip("poromet.synth")
-    f = synth.generate_field(3012, width=1024, height=768, stack=False)
-    r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
-    assert "no stack" in r.description
-    assert r.mask[: f.image.shape[0] - f.info_bar_px].all()

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
-                      _ORI_ALONE, _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
+                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .orientation import _layered_band, _orientation_maps
@@ -241,13 +241,10 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                 out.append(_refined_side(small, X, J, side, res, ori, a.shape, k,
                                          max_depth=int(max_depth * S), min_depth=edge,
                                          tol=tol, cap=cap, accept=t0 - 1e-6, across=S))
-    if not out and len(ori_only) == 1 and ori_only[0][1][1] >= _ORI_ALONE:
+    if not out and len(ori_only) == 1:
         # no texture step passed, but one side holds a band whose texture is
         # oriented along it (layers, pores drawn out along them) and the
-        # other sides do not: the stack, with a wavy or blurred boundary.
-        # Alone, the band must be clearly oriented: a pore-density gradient
-        # of a cover whose pores are drawn out reaches the level of a band
-        # (_ORI_LAYERED) but not much beyond
+        # other sides do not: the stack, with a wavy or blurred boundary
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
