@@ -1,0 +1,40 @@
+"""Tuning constants of the automatic trimming (shared by its modules)."""
+
+#: Image sides a stack can lie against.
+SIDES = ("top", "bottom", "left", "right")
+
+_WORK_PX = 512          # longest side of the working image
+_STREAK_ROWS = 9        # vertical median against 1-3-row scan-line streaks (full-res rows)
+_MAX_DEPTH = 0.62       # deepest boundary searched, fraction of the across size
+_N_STRIPS = 8           # strips along a side (independent estimates of each step)
+_QUANTILES = (0.15, 0.5, 0.85)
+_WL = 0.02              # stack-side window, fraction of the across size
+_GRAD_SIGMA = 1.5       # smoothing before the texture gradients (working px)
+_COARSE_SIGMA = 4.0     # smoothing for the coarse variation along the band (working px)
+_COARSE_STEP = 8        # ... compared over this distance along the band
+_WR = 0.12              # exterior-side window (the exterior is wide and homogeneous)
+_ACCEPT_T = 4.5         # across-strip t statistic (RMS over features) of an interface
+_OUTER_T = 3.5         # statistic of the outermost interface once a stack is accepted
+_OUTER_COVER = 0.85     # ... and share of strips agreeing on it
+_OUTER_RATIO = 1.3      # ... and this many times the largest statistic beyond it
+_OUTER_CONS = 0.9        # ... and consistency of its step over the strips
+_LOCAL_SE = 0.7         # weight of the local (per-depth) spread over strips
+_RELATIVE_T = 3.8       # a weaker interface is accepted when its side stands out:
+_RELATIVE_RATIO = 1.4   # ... this many times the statistic of every other side
+_SECOND_T = 12.0        # statistic needed to keep a second side
+_ACCEPT_COVER = 0.6     # share of strips whose own step agrees
+_CONSISTENT = 0.6       # |mean step vector| / mean |step vector| over the strips
+_SE_FLOOR = 0.003       # smallest standard error of a step (grey levels of the 1-99 % range)
+_WAVE_TOL = 0.06        # per-strip search around the common depth, fraction of the across size
+_SHALLOW = 0.07         # a stack thinner than this (fraction across) is unsure
+_EXTRA_PX = 1.0         # extra working pixels cut beyond the outermost interface
+_ORI_GRAD = 1.0         # smoothing before the structure tensor (working px)
+_ORI_INT = 3.0          # integration scale of the structure tensor (working px)
+_ORI_LAYERED = 0.25     # excess orientation (across minus along, over the exterior's) of a layered band
+_ORI_END = 0.5          # ... the band ends where the excess falls below this share of _ORI_LAYERED
+_ORI_GAP = 0.025        # gaps (fraction across) a band may have (e.g. a current collector)
+_ORI_MIN = 0.05         # thinnest layered band taken on orientation alone (fraction across)
+_ORI_COVER = 0.75       # ... and share of strips that must show it
+_TRACK_ROWS = 8         # lines per fine strip when an interface is tracked along the side
+_TRACK_JUMP = 2         # ... largest move (working px) of the interface between fine strips
+_TRACK_ENVELOPE = 16    # upper envelope of a tracked boundary over 1/this of the side

@@ -1,0 +1,389 @@
+"""Stack detection on all sides of a field: :class:`StackSide`, :func:`find_stack`.
+
+See :mod:`poromet.autotrim` for the method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RoiError
+from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
+                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
+                      _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
+                      _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
+from .orientation import _layered_band, _orientation_maps
+from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
+                       _near_band_depth, _pooled_spread, _side_stat, _steps,
+                       _working_image)
+from .straighten import _shift_lines, _track
+
+__all__ = ["StackSide", "find_stack", "stack_mask"]
+
+
+@dataclass(frozen=True, eq=False)
+class StackSide:
+    """A laminated stack found against one image side.
+
+    Attributes
+    ----------
+    side : {'top', 'bottom', 'left', 'right'}
+        The image edge the stack lies against.
+    boundary : ndarray of float, shape (L,)
+        Depth of the stack's outer boundary from that edge, in full-resolution
+        pixels, for every column (top/bottom) or row (left/right) of the area
+        above the info bar.
+    strength : float
+        Statistic of the outermost interface: the strips' mean step over its
+        standard error (RMS over the texture features), so the field's own
+        pore/grain texture sets the unit.
+    coverage : float
+        Fraction of the strips whose own step agrees with the common one.
+    interfaces : int
+        Number of significant changes (interfaces) found on this side (>= 1).
+    consistency : float
+        How alike the step is along the boundary (1: the same everywhere).
+    cue : {'texture', 'orientation', 'both'}
+        What located the boundary: the texture-step statistic, the band of
+        texture oriented along the side, or both (the deeper one is kept).
+    """
+
+    side: str
+    boundary: np.ndarray
+    strength: float
+    coverage: float
+    interfaces: int
+    consistency: float = 1.0
+    cue: str = "texture"
+
+    @property
+    def depth_px(self) -> float:
+        """Median depth of the boundary in pixels."""
+        return float(np.median(self.boundary))
+
+
+def _stack_side(res, side: str, shape, k: int, cue: str = "texture",
+                envelope: int | None = None) -> StackSide:
+    """StackSide at full resolution from a per-strip boundary (working px).
+
+    The boundary of each full-resolution row/column is interpolated between
+    strip centres, then the upper envelope over one strip length (or
+    ``envelope`` full-resolution px) is taken, plus the localisation
+    uncertainty (the step lies between working pixels).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    bj, strength, cover, cons, n_if = res
+    n = len(bj)
+    L = shape[0] if side in ("left", "right") else shape[1]
+    edges = np.linspace(0, L, n + 1)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    far = (np.asarray(bj, np.float64) + 1.0 + _EXTRA_PX) * k
+    bnd = np.interp(np.arange(L) + 0.5, centers, far)
+    size = int(L / n) if envelope is None else int(envelope)
+    bnd = maximum_filter1d(bnd, size=max(1, size) | 1, mode="nearest")
+    return StackSide(side=side, boundary=bnd, strength=strength, coverage=cover,
+                     interfaces=n_if, consistency=cons, cue=cue)
+
+
+def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise deeper of two boundaries given per strip or per line."""
+    if len(a) != len(b):
+        n = max(len(a), len(b))
+        a, b = (np.interp((np.arange(n) + 0.5) / n, (np.arange(len(v)) + 0.5) / len(v), v)
+                for v in (a, b))
+    return np.maximum(a, b)
+
+
+def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None):
+    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok)``."""
+    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
+    ori_ok = ori is not None and ori[2] >= _ORI_COVER
+    cap = int(np.max(ori[0])) + tol if ori_ok else cap
+    res, rej, _ = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
+                                 pooled=pooled, accept=accept, across=across)
+    return res, rej, ori, ori_ok
+
+
+def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
+                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None):
+    """Re-examine a side straightened along the interface ``res`` found on it.
+
+    The interface is tracked along the side (:func:`~poromet.autotrim.straighten._track`),
+    every line is shifted so that it runs straight, and the outermost
+    interface and the layered band are looked for again.  Returns ``(res,
+    ori, ori_ok)`` with boundaries per line of the working image (original
+    frame), or None when the straightened side shows no accepted stack.
+    ``cap``: the end of the layered band of the original view (weaker changes
+    beyond it are not taken), used when the straightened view shows no band.
+    """
+    F, n, S = X.shape
+    A = S if across is None else int(across)
+    wl = max(3, int(round(_WL * A)))
+    wr = max(8, int(round(_WR * A)))
+    D = _steps(X, wl, wr)
+    _, t = _side_stat(D)
+    b = int(round(float(np.median(res[0]))))
+    b = min(max(b, wl), S - wr)
+    u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
+    o = np.ascontiguousarray(_orient(small, side)[:, :S], dtype=np.float32)
+    course = _track(o, u, b, wl=wl, wr=wr, tol=tol)
+    d = np.round(course - course.min()).astype(np.int64)
+    o2 = _shift_lines(o, d)
+    X2 = _profiles(o2)
+    # depths stay within max_depth of the original frame (the shift moves
+    # lines towards the edge by up to d.max())
+    res2, _, ori2, ori2_ok = _analyse_side(X2, J, side, max_depth=max_depth - int(d.max()),
+                                           min_depth=min_depth, tol=tol, shift=d,
+                                           pooled=_pooled_spread(D), cap=cap, accept=accept,
+                                           across=across)
+    if res2 is None or res2[2] < _ACCEPT_COVER or res2[3] < _CONSISTENT:
+        return None
+    T = o.shape[0]
+    rows = (np.arange(T) + 0.5) / T
+
+    def per_line(bj):
+        bj = np.asarray(bj, np.float64)
+        return np.interp(rows, (np.arange(len(bj)) + 0.5) / len(bj), bj) + d
+
+    res2 = (per_line(res2[0]),) + tuple(res2[1:])
+    if ori2 is not None:
+        ori2 = (per_line(ori2[0]),) + tuple(ori2[1:])
+    return res2, ori2, ori2_ok
+
+
+def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth: int,
+                  min_depth: int, tol: int, cap, accept: float = _ACCEPT_T,
+                  across: int | None = None) -> StackSide:
+    """The StackSide of an accepted texture boundary ``res``, refined.
+
+    The side is straightened along the interface (:func:`_straightened`);
+    when the straightened view confirms a stack its boundary (per line) is
+    used, else the original per-strip one.  When the layered band ``ori``
+    goes on well beyond the texture boundary an inner interface was found:
+    the deeper of the two is cut (``cue='both'``).
+    """
+    strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
+                         tol=tol, cap=cap, accept=accept, across=across)
+    env = None
+    if strt is not None:
+        res, ori2, ori2_ok = strt
+        ori = ori2 if ori2_ok else None
+        env = int((shape[0] if side in ("left", "right") else shape[1]) / _TRACK_ENVELOPE)
+    if ori is not None and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
+        # the layered band goes on beyond the texture step: an inner
+        # interface was found; cut at the deeper of the two per strip
+        res = (_deeper(res[0], ori[0]),) + tuple(res[1:])
+        return _stack_side(res, side, shape, k, cue="both", envelope=env)
+    return _stack_side(res, side, shape, k, envelope=env)
+
+
+_OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def _detect(image, info_bar_px: int, sides, max_depth: float):
+    """All sides: (stacks, confidence)."""
+    a = _as_float(image)
+    H = a.shape[0] - int(info_bar_px)
+    if H < 16 or a.shape[1] < 16:
+        return [], 1.0
+    a = a[:H]
+    small, k = _working_image(a)
+    # rows next to the image edge are changed by the streak median: no
+    # interface is looked for there
+    edge = int(math.ceil(_STREAK_ROWS / (2 * k))) + 1
+    out, cand, ori_only = [], [], []
+    J = _orientation_maps(small)
+    for side in sides:
+        if side not in SIDES:
+            raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
+    prof = {side: _side_profiles(small, side) for side in sides}
+    # a very clear band against the opposite edge is not exterior: the
+    # profiles of a side end before it, or its layers would enter the
+    # exterior window and the shading slope of this side
+    ends = {side: _near_band_depth(X, min_depth=edge, level=_SECOND_T)
+            for side, X in prof.items()}
+    for side in sides:
+        X = prof[side]
+        S = X.shape[2]
+        q = ends.get(_OPPOSITE[side])
+        if q is not None:
+            X = X[..., : S - q - max(3, int(round(_WL * S)))]
+        tol = max(2, int(round(_WAVE_TOL * S)))
+        res, rej, ori, ori_ok = _analyse_side(X, J, side, max_depth=int(max_depth * S),
+                                              min_depth=edge, tol=tol, across=S)
+        cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
+        if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
+            if ori_ok:
+                ori_only.append((side, ori))
+            continue
+        cap = int(np.max(ori[0])) + tol if ori_ok else None
+        out.append(_refined_side(small, X, J, side, res, ori if ori_ok else None, a.shape, k,
+                                 max_depth=int(max_depth * S), min_depth=edge, tol=tol,
+                                 cap=cap, across=S))
+    if not out and len(cand) > 1:
+        # a weaker interface is still taken when one side stands out clearly
+        # against the others: they show this field's own texture noise
+        cand.sort(key=lambda c: -c[0])
+        (t0, side, X, _), t1 = cand[0], cand[1][0]
+        if t0 >= _RELATIVE_T and t0 >= _RELATIVE_RATIO * t1:
+            S = prof[side].shape[2]
+            res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
+                                       accept=t0 - 1e-6, across=S)
+            if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
+                ori = cand[0][3]
+                tol = max(2, int(round(_WAVE_TOL * S)))
+                cap = int(np.max(ori[0])) + tol if ori is not None else None
+                out.append(_refined_side(small, X, J, side, res, ori, a.shape, k,
+                                         max_depth=int(max_depth * S), min_depth=edge,
+                                         tol=tol, cap=cap, accept=t0 - 1e-6, across=S))
+    if not out and len(ori_only) == 1:
+        # no texture step passed, but one side holds a band whose texture is
+        # oriented along it (layers, pores drawn out along them) and the
+        # other sides do not: the stack, with a wavy or blurred boundary
+        side, (dj, level, cover) = ori_only[0]
+        out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
+                               cue="orientation"))
+    tmax = {side: t for t, side, _, _ in cand}
+    if len(out) > 1:
+        # one exterior unit borders the stack on one side as a rule: a second
+        # side (the one with the weaker strongest change) is kept only when
+        # it is as clear as a stack can be
+        out.sort(key=lambda s: -tmax[s.side])
+        keep = [out[0]]
+        for st in out[1:]:
+            # ... and when the bands leave most of the field between them
+            opposite = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+            room = True
+            for other in keep:
+                if other.side == opposite[st.side]:
+                    across = a.shape[0] if st.side in ("top", "bottom") else a.shape[1]
+                    room = room and (st.depth_px + other.depth_px) <= 0.6 * across
+            if tmax[st.side] >= _SECOND_T and st.coverage >= 0.9 and room:
+                keep.append(st)
+        out = keep
+    out.sort(key=lambda s: -s.depth_px)
+    return out, _confidence(out, tmax, a.shape)
+
+
+def find_stack(image, *, info_bar_px: int = 0, sides=SIDES,
+               max_depth: float = _MAX_DEPTH) -> list[StackSide]:
+    """Find laminated-stack bands against the sides of an SEM field.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Raw monochrome image (any dtype), info bar included.
+    info_bar_px : int
+        Height of the data bar at the bottom; those rows are ignored.
+    sides : iterable of {'top', 'bottom', 'left', 'right'}
+        Sides to examine.
+    max_depth : float
+        Deepest boundary looked for, as a fraction of the image size across
+        the side (0 < max_depth < 1).
+
+    Returns
+    -------
+    list of StackSide
+        One entry per side that shows a stack, deepest boundary first (a
+        second side only when its interface is very clear).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(120, 10, (192, 256)).astype(np.float32)
+    >>> img[:, :60] = 200                         # a bright band on the left ...
+    >>> img[:, 30:40] = 60                        # ... with a dark layer in it
+    >>> [(s.side, 60 <= s.depth_px <= 80) for s in find_stack(img)]
+    [('left', True)]
+    """
+    return _detect(image, info_bar_px, sides, max_depth)[0]
+
+
+def stack_mask(shape, stacks, *, info_bar_px: int = 0) -> np.ndarray:
+    """Boolean mask (H, W) of the stack bands (True in the stack).
+
+    Parameters
+    ----------
+    shape : (H, W)
+        Full image shape, info bar included.
+    stacks : list of StackSide
+        From :func:`find_stack` on the same image.
+    info_bar_px : int
+        Rows of the data bar (not part of any band).
+    """
+    H, W = shape
+    Hs = H - int(info_bar_px)
+    m = np.zeros((H, W), bool)
+    for st in stacks:
+        b = np.asarray(st.boundary, np.float64)
+        if st.side in ("left", "right"):
+            s = np.arange(W)[None, :] + 0.5
+            s = s if st.side == "left" else W - s
+            m[:Hs] |= s < b[:Hs, None]
+        else:
+            s = np.arange(Hs)[:, None] + 0.5
+            s = s if st.side == "top" else Hs - s
+            m[:Hs] |= s < b[None, :W]
+    return m
+
+
+def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
+    """Map the decision's clarity to [0, 1].
+
+    ``tmax`` holds, per side examined, the largest interface statistic found
+    on it.  Without a stack: how far the strongest candidate stayed below
+    acceptance (a field where something almost passed as a stack is unsure:
+    at the acceptance level the confidence is 0.45).  With a stack: how far
+    the side's strongest interface is above acceptance and how clear the
+    outermost one is along the side; if another side shows nearly as strong
+    a change, the choice is unsure (at most 0.45).  An outermost interface
+    weaker than the acceptance level (taken beyond a strong one) caps the
+    confidence at 0.5-0.7, and at 0.45 when it lies deeper than 45 % of the
+    field (``shape``: the area above the info bar): such a cut may be a pore
+    cluster of the exterior.  A band thinner than ``_SHALLOW`` of the field
+    is unsure too (0.45): its outer layers may have been missed.
+    """
+    if not tmax:
+        return 1.0
+    if not stacks:
+        t = max(tmax.values())
+        return float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
+    c = []
+    for st in stacks:
+        if st.cue == "orientation":
+            # found on orientation alone (strength: the band's excess)
+            lvl = np.clip((st.strength - _ORI_LAYERED) / _ORI_LAYERED, 0, 1)
+            c.append(0.5 + 0.3 * float(lvl) * st.coverage)
+            continue
+        t = tmax.get(st.side, st.strength)
+        clarity = np.clip((t - _ACCEPT_T) / (1.5 * _ACCEPT_T), 0, 1)
+        cover = np.clip((st.coverage - _ACCEPT_COVER) / (1 - _ACCEPT_COVER), 0, 1)
+        cons = np.clip((st.consistency - _CONSISTENT) / (1 - _CONSISTENT), 0, 1)
+        ci = 0.45 + 0.3 * clarity + 0.1 * cover + 0.15 * cons
+        if shape is not None:
+            across = shape[0] if st.side in ("top", "bottom") else shape[1]
+            if st.depth_px < _SHALLOW * across:
+                # only a thin band at the very edge: its outer layers may
+                # have been missed (they are often weak against the exterior)
+                ci = min(ci, 0.45)
+        if st.strength < _ACCEPT_T:
+            ci = min(ci, 0.5 + 0.2 * float(np.clip((st.strength - _OUTER_T)
+                                                   / (_ACCEPT_T - _OUTER_T), 0, 1)))
+            if shape is not None:
+                across = shape[0] if st.side in ("top", "bottom") else shape[1]
+                if st.depth_px > 0.45 * across:
+                    ci = min(ci, 0.45)
+        c.append(ci)
+    conf = float(min(c))
+    kept = {st.side for st in stacks}
+    others = [t for side, t in tmax.items() if side not in kept]
+    main = max(tmax.get(st.side, st.strength) for st in stacks)
+    texture = any(st.cue != "orientation" for st in stacks)
+    if texture and others and max(others) >= max(0.8 * main, _OUTER_T + 1.0):
+        conf = min(conf, 0.45)
+    return conf

@@ -1,0 +1,92 @@
+"""Orientation cue: a band of texture oriented along an image side (layers).
+
+The layers of a stack, and the pores drawn out in them, run parallel to the
+boundary; the structure tensor shows it (see :mod:`poromet.autotrim`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._params import (_N_STRIPS, _ORI_END, _ORI_GAP, _ORI_GRAD, _ORI_INT, _ORI_LAYERED,
+                      _ORI_MIN, _WAVE_TOL)
+from .profiles import _orient
+from .straighten import _shift_lines
+
+
+def _orientation_maps(small: np.ndarray):
+    """Structure-tensor energies (J_xx, J_yy) of the working image."""
+    import cv2
+
+    sm = cv2.GaussianBlur(small, (0, 0), _ORI_GRAD)
+    gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
+    return (cv2.GaussianBlur(gx * gx, (0, 0), _ORI_INT),
+            cv2.GaussianBlur(gy * gy, (0, 0), _ORI_INT))
+
+
+def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
+                  n_strips: int = _N_STRIPS, shift: np.ndarray | None = None):
+    """Depth of a band whose texture is oriented along the side, per strip.
+
+    The layers of a stack (and the pores drawn out in them) run parallel to
+    the boundary: gradients across the side dominate those along it.  The
+    orientation excess ``e(s)`` is the anisotropy ``(J_ss - J_tt) / (J_ss +
+    J_tt)`` at depth ``s`` minus that of the far part of the field (which
+    removes a scan-direction bias of the instrument and the exterior's own
+    texture).  Returns ``(depth_per_strip, level, cover)`` in working px, or
+    None when no band oriented along the side starts at the edge: ``level``
+    is the band's median excess, ``cover`` the share of strips showing it.
+    ``shift``: per line along the side, the straightening shift of
+    :func:`poromet.autotrim.straighten._shift_lines` (depths are then in the
+    straightened frame).
+    """
+    Jxx, Jyy = J
+    js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
+    js, jt = _orient(js, side), _orient(jt, side)
+    an = (js - jt) / (js + jt + 1e-6)                       # (T, S)
+    if shift is not None:
+        an = _shift_lines(an, shift)
+    T, S = an.shape
+    far = an[:, int(0.5 * S):int(0.85 * S)]
+    if far.shape[1] < 4:
+        return None
+    e = an - float(np.median(far))
+    edges = np.linspace(0, T, n_strips + 1).round().astype(int)
+    ej = np.stack([np.median(e[edges[j]:edges[j + 1]], axis=0) for j in range(n_strips)])
+    E = np.median(ej, axis=0)
+    lo = max(min_depth, 1)
+    gap = max(2, int(round(_ORI_GAP * S)))
+
+    def band_end(prof, thr=_ORI_END * _ORI_LAYERED):
+        on = prof >= thr
+        if not on[lo:lo + gap + 1].any():
+            return 0
+        end, miss = lo, 0
+        for s in range(lo, max_depth + 1):
+            if on[s]:
+                end, miss = s + 1, 0
+            else:
+                miss += 1
+                if miss > gap:
+                    break
+        return end
+
+    d = band_end(E)
+    if d - lo < _ORI_MIN * S:
+        return None
+    level = float(np.median(E[lo:d]))
+    if level < _ORI_LAYERED:
+        return None
+    # the (blurred) end of the band lies where the excess has fallen to half
+    # the band's own level
+    thr = _ORI_END * level
+    d = max(band_end(E, thr), lo + 1)
+    tol = max(2, int(round(_WAVE_TOL * S)))
+    dj = np.array([band_end(p, thr) for p in ej], np.float64)
+    shows = (dj > lo) & (np.array([np.median(p[lo:max(lo + 1, min(d, int(dj_) or lo + 1))])
+                                   for p, dj_ in zip(ej, dj)]) >= _ORI_END * _ORI_LAYERED)
+    cover = float(np.mean(shows))
+    # each strip's own end within the wave tolerance; unclear strips keep d + tol
+    dj = np.where(shows, np.clip(dj, d - tol, d + tol), d + tol)
+    return dj, level, cover

@@ -1,0 +1,265 @@
+"""Texture profiles across an image side, ramp-free steps and the outermost interface.
+
+The working image (downscaled, scan-line streaks removed) is cut into strips
+along a side; each strip gives feature profiles across the side, and at every
+depth the strips' mean step over its standard error gives the interface
+statistic (see :mod:`poromet.autotrim`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import RoiError
+from ._params import (_ACCEPT_T, _COARSE_SIGMA, _COARSE_STEP, _GRAD_SIGMA, _LOCAL_SE,
+                      _N_STRIPS, _OUTER_CONS, _OUTER_COVER, _OUTER_RATIO, _OUTER_T,
+                      _QUANTILES, _SE_FLOOR, _STREAK_ROWS, _WAVE_TOL, _WL, _WORK_PX, _WR)
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 3:
+        a = a[..., :3].mean(axis=-1) if a.shape[-1] >= 3 else a[..., 0]
+    if a.ndim != 2:
+        raise RoiError(f"automatic trimming: image of shape {a.shape}; allowed: (H, W) "
+                       "monochrome (or (H, W, 3) colour)")
+    return a.astype(np.float32, copy=False)
+
+
+def _working_image(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Downscale by an integer factor after removing 1-3-row scan-line streaks."""
+    import cv2
+    from scipy import ndimage as ndi
+
+    H, W = a.shape
+    k = max(1, int(math.ceil(max(H, W) / _WORK_PX)))
+    w, h = max(W // k, 8), max(H // k, 8)
+    # columns first (keeps every row), then a vertical median, then rows
+    cols = cv2.resize(a, (w, H), interpolation=cv2.INTER_AREA)
+    cols = ndi.median_filter(cols, size=(_STREAK_ROWS, 1), mode="reflect")
+    small = cv2.resize(cols, (w, h), interpolation=cv2.INTER_AREA)
+    lo, hi = np.percentile(small, (1.0, 99.0))
+    small = np.clip((small - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+    return small, k
+
+
+def _orient(f: np.ndarray, side: str) -> np.ndarray:
+    """View with axis -2 along the side (t) and axis -1 away from the edge (s)."""
+    if side == "left":
+        return f
+    if side == "right":
+        return f[..., ::-1]
+    f = np.swapaxes(f, -1, -2)
+    return f if side == "top" else f[..., ::-1]
+
+
+def _side_profiles(small: np.ndarray, side: str, n_strips: int = _N_STRIPS) -> np.ndarray:
+    """Texture profiles across one side: (F, n_strips, S); see :func:`_profiles`."""
+    return _profiles(np.ascontiguousarray(_orient(small, side), dtype=np.float32), n_strips)
+
+
+def _profiles(o: np.ndarray, n_strips: int = _N_STRIPS) -> np.ndarray:
+    """Texture profiles of an oriented working image ``o`` (T, S): (F, n_strips, S).
+
+    The working image is cut into ``n_strips`` strips along the side; for
+    every strip and every depth ``s`` from the edge the features are taken
+    over the strip's pixels at that depth: three grey-level quantiles (the
+    upper one follows the solid phase, the lower one the pores, whatever the
+    pore clustering), and the mean absolute grey-level change along and
+    across the side (layers are smooth along the band).
+    """
+    import cv2
+
+    o = np.ascontiguousarray(o, dtype=np.float32)     # (T, S): along the side, away from it
+    T, S = o.shape
+    # gradients of a lightly smoothed copy: structure, not shot noise
+    sm = cv2.GaussianBlur(o, (0, 0), sigmaX=_GRAD_SIGMA, borderType=cv2.BORDER_REFLECT)
+    d_t = np.zeros_like(o)
+    d_t[1:] = np.abs(np.diff(sm, axis=0))
+    d_s = np.zeros_like(o)
+    d_s[:, 1:] = np.abs(np.diff(sm, axis=1))
+    # coarse variation along the band: a layer is uniform along it, a
+    # ceramic with pore clusters is not
+    cs = cv2.GaussianBlur(o, (0, 0), sigmaX=_COARSE_SIGMA, borderType=cv2.BORDER_REFLECT)
+    c_t = np.zeros_like(o)
+    c_t[_COARSE_STEP:] = np.abs(cs[_COARSE_STEP:] - cs[:-_COARSE_STEP])
+    edges = np.linspace(0, T, n_strips + 1).round().astype(int)
+    F = len(_QUANTILES) + 4
+    X = np.empty((F, n_strips, S), np.float32)
+    lens = np.diff(edges)
+    # quantiles of all strips of one length in one call (at most two lengths)
+    for r in np.unique(lens):
+        idx = np.flatnonzero(lens == r)
+        blocks = np.sort(o[edges[idx][:, None] + np.arange(r)[None, :]], axis=1)   # (m, r, S)
+        for i, q in enumerate(_QUANTILES):        # numpy's default ('linear') quantile
+            pos = q * (r - 1)
+            lo = int(math.floor(pos))
+            hi = min(lo + 1, r - 1)
+            X[i, idx] = blocks[:, lo] + (pos - lo) * (blocks[:, hi] - blocks[:, lo])
+    for f, g in ((-4, c_t), (-3, d_t), (-2, d_s)):
+        X[f] = np.add.reduceat(g, edges[:-1], axis=0) / lens[:, None]
+    # anisotropy of the texture: pores and grains of a layer are drawn out
+    # along the band (scale-free, independent of the porosity level)
+    X[-1] = 0.5 * (X[-2] - X[-3]) / np.maximum(X[-2] + X[-3], 1e-3)
+    X = cv2.GaussianBlur(X.reshape(F * n_strips, S), (0, 0), sigmaX=1.0, sigmaY=1e-3,
+                         borderType=cv2.BORDER_REFLECT).reshape(F, n_strips, S)
+    return X
+
+
+def _steps(X: np.ndarray, wl: int, wr: int) -> np.ndarray:
+    """Ramp-free step at every depth: (F, n, S); NaN where not computable.
+
+    ``D(s) = mean[s, s+wr) - mean[s-wl, s) - slope * (wl + wr) / 2`` with
+    ``slope`` the least-squares slope of the profile over ``[s, S)`` (the
+    exterior side): a linear shading ramp gives 0, a change of material h.
+    """
+    F, n, S = X.shape
+    x = X.astype(np.float64)
+    sidx = np.arange(S, dtype=np.float64)
+    C0 = np.zeros((F, n, S + 1))
+    C1 = np.zeros((F, n, S + 1))
+    np.cumsum(x, axis=2, out=C0[..., 1:])
+    np.cumsum(x * sidx, axis=2, out=C1[..., 1:])
+    D = np.full((F, n, S), np.nan)
+    s = np.arange(wl, S - wr + 1)
+    if s.size == 0:
+        return D
+    left = (C0[..., s] - C0[..., s - wl]) / wl
+    right = (C0[..., s + wr] - C0[..., s]) / wr
+    m = (S - s).astype(np.float64)
+    sum_s = (S - 1 + s) * m / 2.0
+    sum_s2 = ((S - 1) * S * (2 * S - 1) - (s - 1) * s * (2 * s - 1)) / 6.0
+    sx = C0[..., S:S + 1] - C0[..., s]
+    ssx = C1[..., S:S + 1] - C1[..., s]
+    den = np.maximum(m * sum_s2 - sum_s ** 2, 1e-9)
+    slope = (m * ssx - sum_s * sx) / den
+    D[..., s] = right - left - slope * (wl + wr) / 2.0
+    return D
+
+
+def _pooled_spread(D: np.ndarray) -> np.ndarray:
+    """Spread of the steps over strips, pooled over depths (median): (F, 1)."""
+    return np.nanmedian(D.std(axis=1, ddof=1), axis=1, keepdims=True)
+
+
+def _side_stat(D: np.ndarray, pooled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Across-strip t statistic per depth: (T(s), mean step vector (F, S)).
+
+    Each feature's mean step over the strips is divided by its standard
+    error over the strips (a bootstrap-free estimate of how much the step
+    varies along the side); T is the RMS over features.  A pore cluster in
+    one strip gives a large step there and a large standard error.
+    ``pooled`` (F, 1): the spread pooled over depths, when it is taken from
+    another view of the same side (the straightened one keeps the unit of
+    the original view).
+    """
+    F, n, S = D.shape
+    Dm = D.mean(axis=1)
+    sd = D.std(axis=1, ddof=1)
+    # the spread over strips at one depth has few degrees of freedom: pool it
+    # over depths (median), but keep a locally larger spread (non-stationary
+    # texture, e.g. a band of large pores)
+    if pooled is None:
+        pooled = _pooled_spread(D)
+    se = np.fmax(pooled, _LOCAL_SE * sd) / math.sqrt(n)
+    t = Dm / np.maximum(se, _SE_FLOOR)
+    T = np.sqrt(np.mean(t * t, axis=0))
+    return np.nan_to_num(T, nan=0.0), np.nan_to_num(t, nan=0.0)
+
+
+def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
+                   accept: float = _ACCEPT_T, cap: int | None = None,
+                   pooled: np.ndarray | None = None, across: int | None = None):
+    """The outermost interface of one side, or None.
+
+    Returns ``(b_strips, strength, coverage, consistency, n_runs, T)``:
+    boundary depth per strip (working px), peak statistic, share of strips
+    whose own step agrees, how alike the strips' steps are, number of
+    separate significant changes (interfaces) and the statistic profile.
+    ``across``: size of the whole side when ``X`` is cut short (a band on
+    the opposite side left out); the windows keep their size.
+    """
+    F, n, S = X.shape
+    A = S if across is None else int(across)      # windows scale with the whole side
+    wl = max(3, int(round(_WL * A)))
+    wr = max(8, int(round(_WR * A)))
+    D = _steps(X, wl, wr)
+    T, t = _side_stat(D, pooled)
+    hi = min(max_depth, S - wr)
+    lo = max(min_depth, wl)
+    T_in = np.zeros(S)
+    T_in[lo:hi + 1] = T[lo:hi + 1]
+    best_rej = float(T_in.max()) / _ACCEPT_T if T_in.size else 0.0
+    if not (T_in >= accept).any():
+        return None, best_rej, T
+    # a stack is there; its outermost interface may be weaker than the
+    # strongest one (a layer much like the exterior): lower level beyond it
+    above = T_in >= _OUTER_T
+    # local maxima (interfaces); the outermost interface is the deepest one
+    # that is clear along the whole side
+    loc = np.flatnonzero((T_in[1:-1] >= T_in[:-2]) & (T_in[1:-1] >= T_in[2:])
+                         & (T_in[1:-1] > 0)) + 1
+    pk = loc[above[loc]]
+    peaks: list[int] = []
+    for p in pk[np.argsort(-T_in[pk], kind="stable")]:
+        if all(abs(int(p) - q) > wl for q in peaks):
+            peaks.append(int(p))
+    peaks.sort()
+    for b in peaks[::-1]:
+        if cap is not None and b > cap and T_in[b] < accept and b != peaks[0]:
+            # a weaker change beyond the band of layers oriented along the
+            # side: a pore-density change of the exterior, not a layer
+            continue
+        bj, coverage, consistency = _refine(D, t, b, lo=lo, hi=S - wr, tol=_WAVE_TOL * A)
+        strength = float(T_in[b])
+        # a weaker interface must stand out against the exterior beyond it
+        # (which holds no interface, only pore clusters and shading)
+        deeper = loc[loc > b + max(wl, int(round(_WAVE_TOL * A)))]
+        beyond = float(T_in[deeper].max()) if deeper.size else 0.0
+        if strength >= accept or (coverage >= _OUTER_COVER and consistency >= _OUTER_CONS
+                                  and strength >= _OUTER_RATIO * beyond):
+            break
+    return (bj, strength, coverage, consistency, len(peaks)), best_rej, T
+
+
+def _refine(D: np.ndarray, t: np.ndarray, b: int, *, lo: int, hi: int, tol: float):
+    """Per-strip depth of the interface found at depth b of the side profile.
+
+    Each strip's step is projected on the common step direction and its
+    maximum taken within ``b +- tol``.  A strip whose own step is unclear
+    keeps the conservative depth ``b + tol``.  Returns ``(bj, coverage,
+    consistency)``.
+    """
+    F, n, S = D.shape
+    u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
+    sd = np.nanstd(D[:, :, b], axis=1, ddof=1)
+    sd = np.maximum(np.nan_to_num(sd, nan=_SE_FLOOR), _SE_FLOOR * math.sqrt(n))
+    tol = max(2, int(round(tol)))
+    a0, a1 = max(lo, b - tol), min(hi, b + tol)
+    win = np.tensordot(u / sd, np.nan_to_num(D[:, :, a0:a1 + 1]), axes=(0, 0))   # (n, m)
+    bj = a0 + np.argmax(win, axis=1)
+    pj = win.max(axis=1)
+    p_ref = float(np.median(pj))
+    agree = pj >= 0.4 * max(p_ref, 1e-9)
+    coverage = float(np.mean(agree))
+    bj = np.where(agree, bj, a1).astype(np.float64)
+    Db = np.nan_to_num(D[:, np.arange(n), bj.astype(int)]) / sd[:, None]
+    consistency = float(np.linalg.norm(Db.mean(axis=1))
+                        / max(float(np.linalg.norm(Db, axis=0).mean()), 1e-9))
+    return bj, coverage, consistency
+
+
+def _near_band_depth(X: np.ndarray, *, min_depth: int, level: float) -> int | None:
+    """Depth of the deepest very clear interface (statistic >= ``level``) in
+    the near half of a side, or None: where a band against that edge ends
+    for the side opposite to it."""
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    T, _ = _side_stat(_steps(X, wl, wr))
+    T = T[: S // 2]
+    loc = np.flatnonzero((T[1:-1] >= T[:-2]) & (T[1:-1] >= T[2:]) & (T[1:-1] >= level)) + 1
+    loc = loc[loc >= min_depth]
+    return int(loc.max()) if loc.size else None
