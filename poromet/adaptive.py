@@ -371,7 +371,7 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
 
 def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
                      level: float, max_fraction: float = 0.05,
-                     edge_ratio: float | None = 0.8,
+                     edge_ratio: float | None = 0.8, soft_level: float | None = None,
                      gradient: np.ndarray | None = None) -> np.ndarray:
     """Turn dark non-void patches inside the region into voids.
 
@@ -388,7 +388,9 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     field's blur); patches of one or two pixels are always filled.  A patch
     covering more than ``max_fraction`` of the region is filled only if its
     border is soft (the floors of a large open pore network); without
-    ``edge_ratio`` (the rule by darkness alone) it never is.
+    ``edge_ratio`` (the rule by darkness alone) it never is.  ``soft_level``
+    (at least ``level``): soft-bordered patches darker than it are filled
+    too (bright floors; a darker solid phase has a steep border).
 
     ``gradient``: the gradient magnitude of ``img`` when the caller has it
     (several calls on one image).  The result always holds ``pores``.
@@ -414,10 +416,13 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     if edge_ratio is None:
         fill = dark & small
     else:
-        fill = dark & (cnt < 0.5 * n_region)
+        grayish = mean < max(level, soft_level if soft_level is not None else level)
+        grayish[0] = False
+        fill = grayish & (cnt < 0.5 * n_region)
         if fill.any():
-            fill &= _soft_bordered(pores, region, lab, n, img, gradient, edge_ratio,
-                                   bright=~dark) | (cnt <= 2)
+            soft = _soft_bordered(pores, region, lab, n, img, gradient, edge_ratio,
+                                  bright=~dark)
+            fill &= soft | (dark & (cnt <= 2))
     if not fill.any():
         return pores
     fill[0] = False

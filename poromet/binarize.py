@@ -432,6 +432,11 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
                         porosity_high=float(max(p_hi, p)), histogram=hist, method=method)
 
 
+#: Soft-bordered non-void patches darker than this fraction of the void/solid
+#: contrast are pore floors (see :func:`poromet.adaptive.fill_dark_floors`).
+SOFT_FLOOR_FRACTION = 0.9
+
+
 def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
                    smooth_sigma=0.0):
     """``segment`` for method 'local' (see :mod:`poromet.adaptive`)."""
@@ -448,13 +453,15 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
+    soft_level = dark + SOFT_FLOOR_FRACTION * (solid - dark)
     T -= clean                 # clean < T + delta  <=>  T - clean > -delta
 
     def run(delta: float) -> np.ndarray:
         pores = cleanup_pores((T > np.float32(-delta)) & region, region,
                               min_area_px=area, fill_holes=bool(cleanup.fill_holes))
         if fill_floors:
-            pores = fill_dark_floors(pores, clean, region, level=floor_level, gradient=grad)
+            pores = fill_dark_floors(pores, clean, region, level=floor_level,
+                                     soft_level=soft_level, gradient=grad)
         return pores
 
     pores = run(0.0)
