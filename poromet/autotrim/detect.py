@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
-                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
+                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T, _RETRACK,
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .orientation import _layered_band, _orientation_maps
@@ -99,14 +99,19 @@ def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
-                  pooled=None, cap=None, accept=_ACCEPT_T, across=None):
-    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok)``."""
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False):
+    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok, T)``."""
     ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
     ori_ok = ori is not None and ori[2] >= _ORI_COVER
     cap = int(np.max(ori[0])) + tol if ori_ok else cap
-    res, rej, _ = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
-                                 pooled=pooled, accept=accept, across=across)
-    return res, rej, ori, ori_ok
+    res, rej, T = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
+                                 pooled=pooled, accept=accept, across=across, known=known)
+    return res, rej, ori, ori_ok, T
+
+
+def _course_shift(course: np.ndarray) -> np.ndarray:
+    """Integer line shifts (>= 0) that make an interface of this course straight."""
+    return np.round(course - course.min()).astype(np.int64)
 
 
 def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
@@ -126,23 +131,49 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
     wl = max(3, int(round(_WL * A)))
     wr = max(8, int(round(_WR * A)))
     D = _steps(X, wl, wr)
+    pooled = _pooled_spread(D)
     _, t = _side_stat(D)
     b = int(round(float(np.median(res[0]))))
     b = min(max(b, wl), S - wr)
     u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
     o = np.ascontiguousarray(_orient(small, side)[:, :S], dtype=np.float32)
-    course = _track(o, u, b, wl=wl, wr=wr, tol=tol)
-    d = np.round(course - course.min()).astype(np.int64)
-    o2 = _shift_lines(o, d)
-    X2 = _profiles(o2)
-    # depths stay within max_depth of the original frame (the shift moves
-    # lines towards the edge by up to d.max())
-    res2, _, ori2, ori2_ok = _analyse_side(X2, J, side, max_depth=max_depth - int(d.max()),
-                                           min_depth=min_depth, tol=tol, shift=d,
-                                           pooled=_pooled_spread(D), cap=cap, accept=accept,
-                                           across=across)
+    d = _course_shift(_track(o, u, b, wl=wl, wr=wr, tol=tol))
+
+    def view(d, known=False):
+        # depths stay within max_depth of the original frame (the shift
+        # moves lines towards the edge by up to d.max())
+        X2 = _profiles(_shift_lines(o, d))
+        r2, _, ori2, ori2_ok, T2 = _analyse_side(
+            X2, J, side, max_depth=max_depth - int(d.max()), min_depth=min_depth, tol=tol,
+            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known)
+        return X2, r2, ori2, ori2_ok, T2
+
+    X2, res2, ori2, ori2_ok, T2 = view(d)
     if res2 is None or res2[2] < _ACCEPT_COVER or res2[3] < _CONSISTENT:
         return None
+    # a deeper candidate (a weak outer layer) the course of the inner
+    # interface did not line up (e.g. where that interface came within a
+    # window of the edge): follow the candidate's own course, limited to a
+    # correction of the first one, and look again
+    b0 = int(round(float(np.median(res2[0]))))
+    lim = min(max_depth - int(d.max()), S - wr, cap if cap is not None else S)
+    loc = np.flatnonzero((T2[1:-1] >= T2[:-2]) & (T2[1:-1] >= T2[2:])
+                         & (T2[1:-1] >= _OUTER_T)) + 1
+    loc = loc[(loc > b0 + wl) & (loc <= lim)]
+    if loc.size:
+        b2 = int(loc.max())
+        D2 = _steps(X2, wl, wr)
+        _, t2 = _side_stat(D2, pooled)
+        u2 = t2[:, b2] / max(float(np.linalg.norm(t2[:, b2])), 1e-9)
+        o2 = _shift_lines(o, d)
+        c2 = _track(o2, u2, b2, wl=wl, wr=wr, tol=tol)
+        c2 = np.clip(c2 - np.median(c2), -_RETRACK * tol, _RETRACK * tol)
+        d3 = _course_shift(d + c2)
+        _, res3, ori3, ori3_ok, _ = view(d3, known=True)
+        if (res3 is not None and res3[2] >= _ACCEPT_COVER and res3[3] >= _CONSISTENT
+                and (np.median(res3[0]) + np.median(d3)
+                     > np.median(res2[0]) + np.median(d) + wl)):
+            res2, ori2, ori2_ok, d = res3, ori3, ori3_ok, d3
     T = o.shape[0]
     rows = (np.arange(T) + 0.5) / T
 
@@ -214,7 +245,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         if q is not None:
             X = X[..., : S - q - max(3, int(round(_WL * S)))]
         tol = max(2, int(round(_WAVE_TOL * S)))
-        res, rej, ori, ori_ok = _analyse_side(X, J, side, max_depth=int(max_depth * S),
+        res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=int(max_depth * S),
                                               min_depth=edge, tol=tol, across=S)
         cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
