@@ -370,3 +370,25 @@ def test_track_follows_a_wavy_interface():
     straight = _shift_lines(o, d)
     edge = (straight > 0.6).sum(axis=1)
     assert edge.max() - edge.min() <= 6
+
+
+def test_known_stack_view_needs_strips_lined_up():
+    """In a view re-tracked along a candidate interface, the candidate is kept
+    only when the strips show it at one depth (a pore cluster's course, or a
+    change found at different depths in different strips, is not a layer)."""
+    from poromet.autotrim.profiles import _profiles, _side_boundary
+
+    rng = np.random.default_rng(7)
+    T, S = 256, 400
+    s = np.arange(S)[None, :]
+
+    def field(depths):
+        b = np.repeat(np.asarray(depths, float), T // len(depths))[:, None]
+        o = np.where(s < b, 0.7, 0.45) + rng.normal(0, 0.08, (T, S))
+        return _profiles(o.astype(np.float32))
+
+    kw = dict(max_depth=250, min_depth=4, known=True)
+    res, _, _ = _side_boundary(field([80] * 8), **kw)
+    assert res is not None and np.all(np.abs(res[0] - 80) <= 3)
+    res, _, _ = _side_boundary(field([80, 80, 80, 80, 105, 105, 105, 105]), **kw)
+    assert res is None

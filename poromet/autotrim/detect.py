@@ -12,9 +12,10 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
-                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T,
-                      _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _SHALLOW, _STREAK_ROWS,
+                      _ORI_COVER, _OUTER_CONS, _OUTER_COVER, _OUTER_T, _RETRACK,
+                      _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
+from .confidence import _confidence
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _steps,
@@ -99,14 +100,19 @@ def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
-                  pooled=None, cap=None, accept=_ACCEPT_T, across=None):
-    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok)``."""
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False):
+    """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok, T)``."""
     ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
     ori_ok = ori is not None and ori[2] >= _ORI_COVER
     cap = int(np.max(ori[0])) + tol if ori_ok else cap
-    res, rej, _ = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
-                                 pooled=pooled, accept=accept, across=across)
-    return res, rej, ori, ori_ok
+    res, rej, T = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
+                                 pooled=pooled, accept=accept, across=across, known=known)
+    return res, rej, ori, ori_ok, T
+
+
+def _course_shift(course: np.ndarray) -> np.ndarray:
+    """Integer line shifts (>= 0) that make an interface of this course straight."""
+    return np.round(course - course.min()).astype(np.int64)
 
 
 def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
@@ -126,23 +132,49 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
     wl = max(3, int(round(_WL * A)))
     wr = max(8, int(round(_WR * A)))
     D = _steps(X, wl, wr)
+    pooled = _pooled_spread(D)
     _, t = _side_stat(D)
     b = int(round(float(np.median(res[0]))))
     b = min(max(b, wl), S - wr)
     u = t[:, b] / max(float(np.linalg.norm(t[:, b])), 1e-9)
     o = np.ascontiguousarray(_orient(small, side)[:, :S], dtype=np.float32)
-    course = _track(o, u, b, wl=wl, wr=wr, tol=tol)
-    d = np.round(course - course.min()).astype(np.int64)
-    o2 = _shift_lines(o, d)
-    X2 = _profiles(o2)
-    # depths stay within max_depth of the original frame (the shift moves
-    # lines towards the edge by up to d.max())
-    res2, _, ori2, ori2_ok = _analyse_side(X2, J, side, max_depth=max_depth - int(d.max()),
-                                           min_depth=min_depth, tol=tol, shift=d,
-                                           pooled=_pooled_spread(D), cap=cap, accept=accept,
-                                           across=across)
+    d = _course_shift(_track(o, u, b, wl=wl, wr=wr, tol=tol))
+
+    def view(d, known=False):
+        # depths stay within max_depth of the original frame (the shift
+        # moves lines towards the edge by up to d.max())
+        X2 = _profiles(_shift_lines(o, d))
+        r2, _, ori2, ori2_ok, T2 = _analyse_side(
+            X2, J, side, max_depth=max_depth - int(d.max()), min_depth=min_depth, tol=tol,
+            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known)
+        return X2, r2, ori2, ori2_ok, T2
+
+    X2, res2, ori2, ori2_ok, T2 = view(d)
     if res2 is None or res2[2] < _ACCEPT_COVER or res2[3] < _CONSISTENT:
         return None
+    # a deeper candidate (a weak outer layer) the course of the inner
+    # interface did not line up (e.g. where that interface came within a
+    # window of the edge): follow the candidate's own course, limited to a
+    # correction of the first one, and look again
+    b0 = int(round(float(np.median(res2[0]))))
+    lim = min(max_depth - int(d.max()), S - wr, cap if cap is not None else S)
+    loc = np.flatnonzero((T2[1:-1] >= T2[:-2]) & (T2[1:-1] >= T2[2:])
+                         & (T2[1:-1] >= _OUTER_T)) + 1
+    loc = loc[(loc > b0 + wl) & (loc <= lim)]
+    if loc.size:
+        b2 = int(loc.max())
+        D2 = _steps(X2, wl, wr)
+        _, t2 = _side_stat(D2, pooled)
+        u2 = t2[:, b2] / max(float(np.linalg.norm(t2[:, b2])), 1e-9)
+        o2 = _shift_lines(o, d)
+        c2 = _track(o2, u2, b2, wl=wl, wr=wr, tol=tol)
+        c2 = np.clip(c2 - np.median(c2), -_RETRACK * tol, _RETRACK * tol)
+        d3 = _course_shift(d + c2)
+        _, res3, ori3, ori3_ok, _ = view(d3, known=True)
+        if (res3 is not None and res3[2] >= _ACCEPT_COVER and res3[3] >= _CONSISTENT
+                and (np.median(res3[0]) + np.median(d3)
+                     > np.median(res2[0]) + np.median(d) + wl)):
+            res2, ori2, ori2_ok, d = res3, ori3, ori3_ok, d3
     T = o.shape[0]
     rows = (np.arange(T) + 0.5) / T
 
@@ -214,7 +246,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         if q is not None:
             X = X[..., : S - q - max(3, int(round(_WL * S)))]
         tol = max(2, int(round(_WAVE_TOL * S)))
-        res, rej, ori, ori_ok = _analyse_side(X, J, side, max_depth=int(max_depth * S),
+        res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=int(max_depth * S),
                                               min_depth=edge, tol=tol, across=S)
         cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
@@ -330,60 +362,3 @@ def stack_mask(shape, stacks, *, info_bar_px: int = 0) -> np.ndarray:
             s = s if st.side == "top" else Hs - s
             m[:Hs] |= s < b[None, :W]
     return m
-
-
-def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
-    """Map the decision's clarity to [0, 1].
-
-    ``tmax`` holds, per side examined, the largest interface statistic found
-    on it.  Without a stack: how far the strongest candidate stayed below
-    acceptance (a field where something almost passed as a stack is unsure:
-    at the acceptance level the confidence is 0.45).  With a stack: how far
-    the side's strongest interface is above acceptance and how clear the
-    outermost one is along the side; if another side shows nearly as strong
-    a change, the choice is unsure (at most 0.45).  An outermost interface
-    weaker than the acceptance level (taken beyond a strong one) caps the
-    confidence at 0.5-0.7, and at 0.45 when it lies deeper than 45 % of the
-    field (``shape``: the area above the info bar): such a cut may be a pore
-    cluster of the exterior.  A band thinner than ``_SHALLOW`` of the field
-    is unsure too (0.45): its outer layers may have been missed.
-    """
-    if not tmax:
-        return 1.0
-    if not stacks:
-        t = max(tmax.values())
-        return float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
-    c = []
-    for st in stacks:
-        if st.cue == "orientation":
-            # found on orientation alone (strength: the band's excess)
-            lvl = np.clip((st.strength - _ORI_LAYERED) / _ORI_LAYERED, 0, 1)
-            c.append(0.5 + 0.3 * float(lvl) * st.coverage)
-            continue
-        t = tmax.get(st.side, st.strength)
-        clarity = np.clip((t - _ACCEPT_T) / (1.5 * _ACCEPT_T), 0, 1)
-        cover = np.clip((st.coverage - _ACCEPT_COVER) / (1 - _ACCEPT_COVER), 0, 1)
-        cons = np.clip((st.consistency - _CONSISTENT) / (1 - _CONSISTENT), 0, 1)
-        ci = 0.45 + 0.3 * clarity + 0.1 * cover + 0.15 * cons
-        if shape is not None:
-            across = shape[0] if st.side in ("top", "bottom") else shape[1]
-            if st.depth_px < _SHALLOW * across:
-                # only a thin band at the very edge: its outer layers may
-                # have been missed (they are often weak against the exterior)
-                ci = min(ci, 0.45)
-        if st.strength < _ACCEPT_T:
-            ci = min(ci, 0.5 + 0.2 * float(np.clip((st.strength - _OUTER_T)
-                                                   / (_ACCEPT_T - _OUTER_T), 0, 1)))
-            if shape is not None:
-                across = shape[0] if st.side in ("top", "bottom") else shape[1]
-                if st.depth_px > 0.45 * across:
-                    ci = min(ci, 0.45)
-        c.append(ci)
-    conf = float(min(c))
-    kept = {st.side for st in stacks}
-    others = [t for side, t in tmax.items() if side not in kept]
-    main = max(tmax.get(st.side, st.strength) for st in stacks)
-    texture = any(st.cue != "orientation" for st in stacks)
-    if texture and others and max(others) >= max(0.8 * main, _OUTER_T + 1.0):
-        conf = min(conf, 0.45)
-    return conf

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..errors import RoiError
-from ._params import (_ACCEPT_T, _COARSE_SIGMA, _COARSE_STEP, _GRAD_SIGMA, _LOCAL_SE,
+from ._params import (_ACCEPT_T, _KNOWN_CONS, _COARSE_SIGMA, _COARSE_STEP, _GRAD_SIGMA, _LOCAL_SE,
                       _N_STRIPS, _OUTER_CONS, _OUTER_COVER, _OUTER_RATIO, _OUTER_T,
                       _QUANTILES, _SE_FLOOR, _STREAK_ROWS, _WAVE_TOL, _WL, _WORK_PX, _WR)
 
@@ -171,7 +171,8 @@ def _side_stat(D: np.ndarray, pooled: np.ndarray | None = None) -> tuple[np.ndar
 
 def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
                    accept: float = _ACCEPT_T, cap: int | None = None,
-                   pooled: np.ndarray | None = None, across: int | None = None):
+                   pooled: np.ndarray | None = None, across: int | None = None,
+                   known: bool = False):
     """The outermost interface of one side, or None.
 
     Returns ``(b_strips, strength, coverage, consistency, n_runs, T)``:
@@ -179,7 +180,10 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
     whose own step agrees, how alike the strips' steps are, number of
     separate significant changes (interfaces) and the statistic profile.
     ``across``: size of the whole side when ``X`` is cut short (a band on
-    the opposite side left out); the windows keep their size.
+    the opposite side left out); the windows keep their size.  ``known``: a
+    stack is already established on this side (another view of it); only an
+    interface that passes the outer-interface tests is returned, none needs
+    to reach ``accept``.
     """
     F, n, S = X.shape
     A = S if across is None else int(across)      # windows scale with the whole side
@@ -192,7 +196,9 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
     T_in = np.zeros(S)
     T_in[lo:hi + 1] = T[lo:hi + 1]
     best_rej = float(T_in.max()) / _ACCEPT_T if T_in.size else 0.0
-    if not (T_in >= accept).any():
+    if known:
+        accept = math.inf
+    elif not (T_in >= accept).any():
         return None, best_rej, T
     # a stack is there; its outermost interface may be weaker than the
     # strongest one (a layer much like the exterior): lower level beyond it
@@ -218,9 +224,18 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
         # (which holds no interface, only pore clusters and shading)
         deeper = loc[loc > b + max(wl, int(round(_WAVE_TOL * A)))]
         beyond = float(T_in[deeper].max()) if deeper.size else 0.0
-        if strength >= accept or (coverage >= _OUTER_COVER and consistency >= _OUTER_CONS
+        cons_min = _OUTER_CONS
+        if known:
+            # a view straightened along this very interface: its strips
+            # must line up at one depth (a pore cluster's course does not)
+            cons_min = _KNOWN_CONS
+            coverage = min(coverage, float(np.mean(np.abs(bj - b) <= wl)))
+        if strength >= accept or (coverage >= _OUTER_COVER and consistency >= cons_min
                                   and strength >= _OUTER_RATIO * beyond):
             break
+    else:
+        if known or not peaks:
+            return None, best_rej, T
     return (bj, strength, coverage, consistency, len(peaks)), best_rej, T
 
 
