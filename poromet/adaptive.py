@@ -67,6 +67,11 @@ CURVATURE_GAIN = 0.5
 #: Degree of the polynomial trend in the shading estimate (see :func:`_shading`).
 SHADING_DEGREE = 2
 
+#: The first solid mask of the shading estimate leaves out what is darker
+#: than this fraction of the field's polynomial trend (a floored void larger
+#: than the local bright-level window; shading alone never goes that low).
+TREND_FRACTION = 0.8
+
 #: Gray level (8-bit scale) of the solid phase after :func:`normalize_field`;
 #: leaves headroom for bright rims and charging (up to 1.5x solid).
 SOLID_LEVEL = 170.0
@@ -192,6 +197,26 @@ def _shading(g: np.ndarray, solid: np.ndarray, *, step: int = 8,
     return cv2.resize(bg, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
+def _below_trend(g: np.ndarray, solid: np.ndarray, *, step: int, fraction: float,
+                 scratch: np.ndarray) -> None:
+    """Drop from ``solid`` (in place) the pixels darker than ``fraction`` of
+    the polynomial shading trend fitted to ``solid``."""
+    import cv2
+
+    H, W = g.shape
+    w, h = max(1, W // step), max(1, H // step)
+    np.multiply(g, solid, out=scratch)
+    num = cv2.resize(scratch, (w, h), interpolation=cv2.INTER_AREA)
+    np.copyto(scratch, solid)
+    den = cv2.resize(scratch, (w, h), interpolation=cv2.INTER_AREA)
+    trend = _shading_trend(num, den, SHADING_DEGREE)
+    if trend is None:
+        return
+    cv2.resize(trend, (W, H), dst=scratch, interpolation=cv2.INTER_LINEAR)
+    scratch *= np.float32(fraction)
+    solid &= g > scratch
+
+
 def _shading_trend(num: np.ndarray, den: np.ndarray, degree: int) -> np.ndarray | None:
     """Weighted polynomial fit of ``num / den`` (weights ``den``) on the
     low-resolution grid; None when too few cells hold solid."""
@@ -266,6 +291,11 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
         high = cv2.GaussianBlur(cv2.dilate(high, np.ones((kb, kb), np.uint8)), (0, 0), kb / 2.5)
         cv2.resize(high, (W, H), dst=buf, interpolation=cv2.INTER_LINEAR)
         solid = g0 > buf * np.float32(0.6)
+        # a floored void wider than that window passes the local test; it
+        # is far below the field's smooth trend, which shading is not
+        solid &= region
+        for _ in range(2):                 # the second fit without the first's outliers
+            _below_trend(g0, solid, step=step, fraction=TREND_FRACTION, scratch=buf)
         bg = None
         for _ in range(max(1, iterations)):
             solid &= region
@@ -274,7 +304,7 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
             np.divide(g0, bg, out=buf)                     # g0 without shading
             dark, solid_level = field_levels(buf, region)
             # next solid mask: above the midpoint of the flattened image
-            np.greater(buf, np.float32(dark + 0.5 * (solid_level - dark)), out=solid)
+            np.greater(buf, np.float32(dark + 0.7 * (solid_level - dark)), out=solid)
         del buf, solid
         f = _robust_unit(data, region, limits=limits)
         f /= bg
