@@ -502,13 +502,23 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     return out
 
 
-def gradient_magnitude(img: np.ndarray) -> np.ndarray:
-    """|grad img| (Sobel, per pixel, float32)."""
+def gradient_magnitude(img: np.ndarray, *, dtype=np.float32, rows: int = 512) -> np.ndarray:
+    """|grad img| (Sobel, per pixel), computed in strips of ``rows`` rows so
+    that a large field needs no full-size temporaries; ``dtype`` of the
+    result (float16 halves its memory; the floor rule only averages it)."""
     import cv2
 
-    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    return cv2.magnitude(gx, gy)
+    img = np.asarray(img, np.float32)
+    H = img.shape[0]
+    out = np.empty(img.shape, dtype)
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        a, b = max(0, y0 - 1), min(H, y1 + 1)
+        blk = img[a:b]
+        gx = cv2.Sobel(blk, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        gy = cv2.Sobel(blk, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        out[y0:y1] = cv2.magnitude(gx, gy)[y0 - a:y0 - a + (y1 - y0)]
+    return out
 
 
 def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np.ndarray:
@@ -530,7 +540,8 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
     return sums < ratio * steep * np.maximum(cnt, 1)
 
 
-def tangential_curvature(img: np.ndarray) -> np.ndarray:
+def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
+                         add_to: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
     """Second derivative of ``img`` along its level lines, per pixel (float32).
 
     A Gaussian blur of ``sigma`` moves a curved edge by ``sigma**2 * kappa / 2``
@@ -539,6 +550,10 @@ def tangential_curvature(img: np.ndarray) -> np.ndarray:
     ``(Ixx Iy^2 - 2 Ixy Ix Iy + Iyy Ix^2) / |grad I|^2``, so adding it, so
     scaled, to a threshold restores the edge (for a radial edge of radius
     ``R`` and slope ``g`` it is ``g / R``).
+
+    Computed in strips of ``rows`` rows (no full-size temporaries); the
+    result times ``scale`` is added to ``add_to`` in place when given (and
+    ``add_to`` returned), else returned as a new array.
 
     Examples
     --------
@@ -550,15 +565,25 @@ def tangential_curvature(img: np.ndarray) -> np.ndarray:
     import cv2
 
     img = np.asarray(img, np.float32)
-    ix = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    iy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    ixx = cv2.Sobel(img, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
-    iyy = cv2.Sobel(img, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
-    ixy = cv2.Sobel(img, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
-    num = ixx * iy * iy
-    num -= np.float32(2.0) * ixy * ix * iy
-    num += iyy * ix * ix
-    den = ix * ix
-    den += iy * iy
-    den += np.float32(1e-2)
-    return num / den
+    H = img.shape[0]
+    out = np.zeros(img.shape, np.float32) if add_to is None else add_to
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        a, b = max(0, y0 - 1), min(H, y1 + 1)
+        blk = img[a:b]
+        ix = cv2.Sobel(blk, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        iy = cv2.Sobel(blk, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        ixx = cv2.Sobel(blk, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
+        iyy = cv2.Sobel(blk, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
+        ixy = cv2.Sobel(blk, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
+        num = ixx * iy * iy
+        num -= np.float32(2.0) * ixy * ix * iy
+        num += iyy * ix * ix
+        den = ix * ix
+        den += iy * iy
+        den += np.float32(1e-2)
+        num /= den
+        if scale != 1.0:
+            num *= np.float32(scale)
+        out[y0:y1] += num[y0 - a:y0 - a + (y1 - y0)]
+    return out

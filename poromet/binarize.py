@@ -447,9 +447,9 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
     if smooth_sigma > 0:
         # the smoothing moved curved edges by sigma^2 * kappa / 2 (convex
         # pores shrink, narrow solid necks thin): move the level back
-        T += np.float32(CURVATURE_GAIN * smooth_sigma ** 2 / 2) * tangential_curvature(clean)
+        tangential_curvature(clean, scale=CURVATURE_GAIN * smooth_sigma ** 2 / 2, add_to=T)
     fill_floors = getattr(cleanup, "fill_floors", True)
-    grad = gradient_magnitude(clean) if fill_floors else None
+    grad = gradient_magnitude(clean, dtype=np.float16) if fill_floors else None
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
