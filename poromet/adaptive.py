@@ -360,8 +360,8 @@ def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06
 
 def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
                     edge_fraction: float = 0.5, alpha: float = 0.51,
-                    rim_weight: float = 0.60, edge_depth: float = 0.75,
-                    blob_fraction: float = 0.25, blob_depth: float = 0.65) -> tuple[np.ndarray, float, float, float]:
+                    rim_weight: float = 0.60, blob_fraction: float = 0.25,
+                    blob_depth: float = 0.65) -> tuple[np.ndarray, float, float, float]:
     """Threshold field: local rules near voids, the global midpoint elsewhere.
 
     With ``rng`` the local range (max - min within ``radius``) and ``C`` the
@@ -420,7 +420,7 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
     # narrow solid bridge between voids has the same small range, mirrored)
     blob &= (mn + rng) > np.float32(dark + 0.85 * contrast)
     blob &= mn < np.float32(dark + blob_depth * contrast)
-    edge &= mn < np.float32(dark + edge_depth * contrast)
+    edge &= near
     # blob level: min + (1 - exp(-rng / C)) * rng, at least the global
     # midpoint (computed at the blob pixels only: they are few)
     r_b = rng[blob]
