@@ -193,9 +193,8 @@ def pore_mask(rng: np.random.Generator, shape: tuple[int, int], region: np.ndarr
     free = region & ~ell_b
     # features narrower than 0.3 um (pore specks, one- or two-pixel slivers,
     # necks and tails that thresholded elongated noise leaves, and solid
-    # ligaments as thin) are removed, and the noise threshold is chosen
-    # (bisection on its rank; the removal is monotone in it) so that what
-    # remains meets the porosity
+    # ligaments as thin) are removed, and the noise threshold is chosen so
+    # that what remains meets the porosity (the removal is increasing in it)
     min_area = max(3, int(round(math.pi / 4 * (0.3 / px_um) ** 2)))
     vals = np.sort(field[free])[::-1]
 
