@@ -443,7 +443,11 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
     from .adaptive import (CURVATURE_GAIN, fill_dark_floors, gradient_magnitude,
                            local_threshold, tangential_curvature)
 
-    T, t, dark, solid = local_threshold(clean, region)
+    # the darkness a sub-blur void must reach relaxes with the smoothing,
+    # which makes the smallest voids shallower (at little smoothing the
+    # stricter level keeps grain boundaries between rims out)
+    blob_depth = float(np.clip(0.5 + 0.2 * smooth_sigma, 0.65, 0.8))
+    T, t, dark, solid = local_threshold(clean, region, blob_depth=blob_depth)
     if smooth_sigma > 0:
         # the smoothing moved curved edges by sigma^2 * kappa / 2 (convex
         # pores shrink, narrow solid necks thin): move the level back
