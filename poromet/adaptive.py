@@ -509,16 +509,22 @@ def gradient_magnitude(img: np.ndarray, *, dtype=np.float32, rows: int = 512) ->
     import cv2
 
     img = np.asarray(img, np.float32)
-    H = img.shape[0]
     out = np.empty(img.shape, dtype)
-    for y0 in range(0, H, rows):
-        y1 = min(H, y0 + rows)
-        a, b = max(0, y0 - 1), min(H, y1 + 1)
-        blk = img[a:b]
+    for y0, y1, blk, keep in _strips(img, rows):
         gx = cv2.Sobel(blk, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         gy = cv2.Sobel(blk, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-        out[y0:y1] = cv2.magnitude(gx, gy)[y0 - a:y0 - a + (y1 - y0)]
+        out[y0:y1] = cv2.magnitude(gx, gy)[keep]
     return out
+
+
+def _strips(img: np.ndarray, rows: int):
+    """Row strips for a 3x3 filter: ``(y0, y1, block, keep)`` where ``block``
+    holds rows ``y0 - 1 .. y1`` (clipped) and ``block[keep]`` rows ``y0:y1``."""
+    H = img.shape[0]
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        a = max(0, y0 - 1)
+        yield y0, y1, img[a:min(H, y1 + 1)], slice(y0 - a, y1 - a)
 
 
 def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np.ndarray:
@@ -565,12 +571,8 @@ def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
     import cv2
 
     img = np.asarray(img, np.float32)
-    H = img.shape[0]
     out = np.zeros(img.shape, np.float32) if add_to is None else add_to
-    for y0 in range(0, H, rows):
-        y1 = min(H, y0 + rows)
-        a, b = max(0, y0 - 1), min(H, y1 + 1)
-        blk = img[a:b]
+    for y0, y1, blk, keep in _strips(img, rows):
         ix = cv2.Sobel(blk, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         iy = cv2.Sobel(blk, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
         ixx = cv2.Sobel(blk, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
@@ -585,5 +587,5 @@ def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
         num /= den
         if scale != 1.0:
             num *= np.float32(scale)
-        out[y0:y1] += num[y0 - a:y0 - a + (y1 - y0)]
+        out[y0:y1] += num[keep]
     return out
