@@ -456,12 +456,12 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     the mean gradient magnitude on its border pixels is below
     ``edge_ratio`` times the median over the border pixels of the bright
     patches (mean at or above ``level``: the solid, whose edges follow the
-    field's blur); patches of one or two pixels are always filled.  A patch
-    covering more than ``max_fraction`` of the region is filled only if its
-    border is soft (the floors of a large open pore network); without
-    ``edge_ratio`` (the rule by darkness alone) it never is.  ``soft_level``
-    (at least ``level``): soft-bordered patches darker than it are filled
-    too (bright floors; a darker solid phase has a steep border).
+    field's blur); dark patches of one or two pixels are always filled;
+    size is no limit below half the region (the floors of a large open pore
+    network).  ``soft_level`` (at least ``level``): soft-bordered patches
+    darker than it are filled too (bright floors; a darker solid phase has a
+    steep border).  Without ``edge_ratio`` the rule is by darkness alone,
+    for patches smaller than ``max_fraction`` of the region.
 
     ``gradient``: the gradient magnitude of ``img`` when the caller has it
     (several calls on one image).  The result always holds ``pores``.
@@ -483,9 +483,8 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     mean = sums / np.maximum(cnt, 1)
     dark = mean < level
     dark[0] = False
-    small = cnt < max_fraction * n_region
     if edge_ratio is None:
-        fill = dark & small
+        fill = dark & (cnt < max_fraction * n_region)
     else:
         grayish = mean < max(level, soft_level if soft_level is not None else level)
         grayish[0] = False
