@@ -335,7 +335,6 @@ def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
         The ``[preprocess]`` section (defaults when None).
     pixel_size_um : float, optional
         Not needed by the default settings (all sizes are in pixels).
-
     return_sigma : bool
         Also return the Gaussian sigma (px) of the noise-adaptive smoothing
         (0 for other denoise settings): the segmentation corrects the pore
