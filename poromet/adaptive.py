@@ -43,6 +43,8 @@ porosity is an integer pixel count, as the patent's method requires.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -111,9 +113,9 @@ def field_levels(img: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     the mode of the histogram above a third of the range (so a large void
     fraction cannot take it).
     """
-    # large fields: every k-th pixel in each direction (about 2 Mpx) is
-    # plenty for a percentile and a histogram mode
-    k = max(1, int(np.sqrt(img.size / 2e6)))
+    # every k-th pixel in each direction (at most 300,000 pixels) is plenty
+    # for a percentile and a histogram mode
+    k = max(1, math.ceil(np.sqrt(img.size / 3e5)))
     if k > 1:
         img, region = img[::k, ::k], region[::k, ::k]
     fine = _fine_histogram(img, region)
@@ -219,25 +221,48 @@ def _below_trend(g: np.ndarray, solid: np.ndarray, *, step: int, fraction: float
 
 def _shading_trend(num: np.ndarray, den: np.ndarray, degree: int) -> np.ndarray | None:
     """Weighted polynomial fit of ``num / den`` (weights ``den``) on the
-    low-resolution grid; None when too few cells hold solid."""
+    low-resolution grid; None when too few cells hold solid.
+
+    The basis ``x**i * y**j`` is separable, so the normal equations come
+    from two small matrix products (moments ``sum w x**a y**b`` as
+    ``Y.T @ w @ X``) instead of a least-squares solve over every cell.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[0:40, 0:60] / 40.0
+    >>> den = np.ones((40, 60), np.float32)
+    >>> t = _shading_trend((1 + 0.3 * xx - 0.2 * yy * yy).astype(np.float32), den, 2)
+    >>> bool(np.allclose(t, 1 + 0.3 * xx - 0.2 * yy * yy, atol=1e-5))
+    True
+    """
     h, w = num.shape
     ok = den > 0.05
     if np.count_nonzero(ok) < 4 * (degree + 1) ** 2 or min(h, w) < 4:
         return None
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    x = 2 * x / max(w - 1, 1) - 1
-    y = 2 * y / max(h - 1, 1) - 1
-    terms = [x ** i * y ** j for i in range(degree + 1) for j in range(degree + 1 - i)]
-    A = np.stack([t[ok] for t in terms], axis=1)
-    wts = den[ok].astype(np.float64)
-    b = num[ok] / den[ok]
-    sw = np.sqrt(wts)
-    coef, *_ = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)
-    return sum(c * t for c, t in zip(coef, terms)).astype(np.float32)
+    x = 2 * np.arange(w, dtype=np.float64) / max(w - 1, 1) - 1
+    y = 2 * np.arange(h, dtype=np.float64) / max(h - 1, 1) - 1
+    X = np.vander(x, 2 * degree + 1, increasing=True)          # (w, 2d+1): x**a
+    Y = np.vander(y, 2 * degree + 1, increasing=True)          # (h, 2d+1): y**b
+    wts = np.where(ok, den, 0).astype(np.float64)
+    rhs = np.where(ok, num, 0).astype(np.float64)               # w * (num / den)
+    M = Y.T @ wts @ X                                           # M[b, a] = sum w x^a y^b
+    R = Y.T @ rhs @ X
+    terms = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
+    G = np.array([[M[j + l, i + k] for (k, l) in terms] for (i, j) in terms])
+    r = np.array([R[j, i] for (i, j) in terms])
+    try:
+        coef = np.linalg.solve(G, r)
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(G, r, rcond=None)[0]
+    C = np.zeros((degree + 1, degree + 1))                      # C[j, i]: y^j x^i
+    for c, (i, j) in zip(coef, terms):
+        C[j, i] = c
+    return (Y[:, :degree + 1] @ C @ X[:, :degree + 1].T).astype(np.float32)
 
 
 def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = True,
-                    iterations: int = 2) -> np.ndarray:
+                    iterations: int = 2,
+                    field_shape: tuple[int, int] | None = None) -> np.ndarray:
     """Scale a field so the solid phase sits at :data:`SOLID_LEVEL` everywhere.
 
     Parameters
@@ -251,6 +276,10 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
         (brightness gradients up to +-40 % across a field are common).
     iterations : int
         Passes of (solid mask from the midpoint threshold, background).
+    field_shape : (int, int), optional
+        Shape of the whole field when ``data`` is a crop of it (the shading
+        scale is an eighth of the field's shorter side); ``data.shape`` by
+        default.
 
     Returns
     -------
@@ -270,52 +299,69 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
     import cv2
 
     data = np.asarray(data)
-    limits = _robust_range(data, region)       # taken once, used twice
-    g0 = cv2.GaussianBlur(_robust_unit(data, region, limits=limits), (0, 0), 1.5)
+    limits = _robust_range(data, region)
+    f = _robust_unit(data, region, limits=limits)
+    # every statistic below is taken at half resolution (2x2 means, then a
+    # 0.75-px blur: the noise of the full-size 1.5-px blur, a quarter of
+    # the pixels); only the final division is full size
+    g, r, k = _half(f, region)
+    g = cv2.GaussianBlur(g, (0, 0), 1.5 / k)
     if flatten:
+        H, W = f.shape
         # shading scale: large against pores (96 px on a 768-px-high field),
-        # small against the field
-        H, W = g0.shape
-        step = 8
-        sigma = float(np.clip(0.125 * min(H, W), 16, 200)) / step
-        buf = np.empty_like(g0)            # full-size scratch, reused
+        # small against the field; 8 full-size pixels per step
+        step = 8 // k
+        sigma = float(np.clip(0.125 * min(field_shape or (H, W)), 16, 200)) / 8
+        buf = np.empty_like(g)             # scratch, reused
         # first solid mask: brighter than 60 % of the local bright level
         # (a global threshold would split a strong shading ramp instead of
         # solid from void)
-        w_s, h_s = max(1, W // step), max(1, H // step)
-        np.multiply(g0, region, out=buf)
+        h2, w2 = g.shape
+        w_s, h_s = max(1, w2 // step), max(1, h2 // step)
+        np.multiply(g, r, out=buf)
         high = cv2.resize(buf, (w_s, h_s), interpolation=cv2.INTER_AREA)
         # the bright level over a sixth of the field: a large void with a
         # mid-gray floor must not pass for solid (and flatten itself away)
         kb = max(5, int(round(min(w_s, h_s) / 6)) | 1)
         high = cv2.GaussianBlur(cv2.dilate(high, np.ones((kb, kb), np.uint8)), (0, 0), kb / 2.5)
-        cv2.resize(high, (W, H), dst=buf, interpolation=cv2.INTER_LINEAR)
-        solid = g0 > buf * np.float32(0.6)
+        cv2.resize(high, (w2, h2), dst=buf, interpolation=cv2.INTER_LINEAR)
+        solid = g > buf * np.float32(0.6)
         # a floored void wider than that window passes the local test; it
         # is far below the field's smooth trend, which shading is not
-        solid &= region
+        solid &= r
         for _ in range(2):                 # the second fit without the first's outliers
-            _below_trend(g0, solid, step=step, fraction=TREND_FRACTION, scratch=buf)
+            _below_trend(g, solid, step=step, fraction=TREND_FRACTION, scratch=buf)
         bg = None
         for _ in range(max(1, iterations)):
-            solid &= region
-            bg = _shading(g0, solid, step=step, sigma=sigma, scratch=buf)
+            solid &= r
+            bg = _shading(g, solid, step=step, sigma=sigma, scratch=buf)
             np.maximum(bg, np.float32(1e-3), out=bg)
-            np.divide(g0, bg, out=buf)                     # g0 without shading
-            dark, solid_level = field_levels(buf, region)
+            np.divide(g, bg, out=buf)                      # g without shading
+            dark, solid_level = field_levels(buf, r)
             # next solid mask: above the midpoint of the flattened image
             np.greater(buf, np.float32(dark + 0.7 * (solid_level - dark)), out=solid)
-        del buf, solid
-        f = _robust_unit(data, region, limits=limits)
-        f /= bg
+        del solid
+        g = buf                                            # flattened, half size
+        f /= cv2.resize(bg, (W, H), interpolation=cv2.INTER_LINEAR)
         del bg
-        cv2.GaussianBlur(f, (0, 0), 1.5, dst=g0)
-    else:
-        f = _robust_unit(data, region, limits=limits)
-    _, solid = field_levels(g0, region)
-    del g0
+    _, solid = field_levels(g, r)
     f *= np.float32(SOLID_LEVEL / solid)
     return np.clip(f, 0, 255, out=f)
+
+
+def _half(img: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(img at half resolution (2x2 means), the cells wholly in region, 2)``;
+    a field too small to halve is returned as it is, with factor 1."""
+    import cv2
+
+    H, W = img.shape
+    if min(H, W) < 64:
+        return img.copy(), np.asarray(region, bool), 1
+    H2, W2 = H // 2 * 2, W // 2 * 2
+    g = cv2.resize(img[:H2, :W2], (W2 // 2, H2 // 2), interpolation=cv2.INTER_AREA)
+    rv = np.asarray(region, bool)[:H2, :W2]
+    r = rv[0::2, 0::2] & rv[1::2, 0::2] & rv[0::2, 1::2] & rv[1::2, 1::2]
+    return g, r, 2
 
 
 def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
@@ -324,7 +370,7 @@ def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     shot noise in an SEM, so the noise is white)."""
     from .histq import median_f32
 
-    k = max(1, int(img.size / 2e6))          # every k-th row of large fields
+    k = max(1, math.ceil(img.size / 6e5))    # every k-th row (enough pairs for a median)
     img, region = img[::k], region[::k]
     # a pair counts when both pixels are in the region and above the threshold
     above = (img > threshold) & region
@@ -349,7 +395,9 @@ def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06
     """
     import cv2
 
-    dark, solid = field_levels(cv2.GaussianBlur(img, (0, 0), 1.5), region)
+    g, r, k = _half(img, region)        # the levels at half size, as in normalize_field
+    dark, solid = field_levels(cv2.GaussianBlur(g, (0, 0), 1.5 / k), r)
+    del g, r
     contrast = solid - dark
     sn = noise_sigma(img, region, dark + 0.5 * contrast)
     sigma = min(sn / (target * contrast * 2.0 * np.sqrt(np.pi)), max_sigma) if contrast > 0 else 0.0

@@ -453,7 +453,10 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
         # pores shrink, narrow solid necks thin): move the level back
         tangential_curvature(clean, scale=CURVATURE_GAIN * smooth_sigma ** 2 / 2, add_to=T)
     fill_floors = getattr(cleanup, "fill_floors", True)
-    grad = gradient_magnitude(clean, dtype=np.float16) if fill_floors else None
+    # float16 halves the memory of large fields (the floor rule only
+    # averages it); the conversion costs more than it saves on small ones
+    gdt = np.float16 if clean.size > 4_000_000 else np.float32
+    grad = gradient_magnitude(clean, dtype=gdt) if fill_floors else None
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
@@ -461,19 +464,33 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
     T -= clean                 # clean < T + delta  <=>  T - clean > -delta
 
     def run(delta: float) -> np.ndarray:
-        pores = cleanup_pores((T > np.float32(-delta)) & region, region,
-                              min_area_px=area, fill_holes=bool(cleanup.fill_holes))
-        if fill_floors:
-            pores = fill_dark_floors(pores, clean, region, level=floor_level,
-                                     soft_level=soft_level, gradient=grad)
-        return pores
+        return cleanup_pores((T > np.float32(-delta)) & region, region,
+                             min_area_px=area, fill_holes=bool(cleanup.fill_holes))
 
     pores = run(0.0)
+    floors = None
+    if fill_floors:
+        voids = pores
+        pores = fill_dark_floors(voids, clean, region, level=floor_level,
+                                 soft_level=soft_level, gradient=grad)
+        floors = pores & ~voids
+        del voids
+    del grad
     p = np.count_nonzero(pores) / n_region
     band = float(threshold.band)
     if band > 0:
-        p_lo = np.count_nonzero(run(-band)) / n_region
-        p_hi = np.count_nonzero(run(band)) / n_region
+        # the band moves the threshold and keeps the floors found at it (a
+        # floor is a region decision, not a gray level; re-deciding it at
+        # each shifted level tripled the cost and let a floor flip with a
+        # one-pixel change in the ring around it).  Both ends stay ordered:
+        # the clean-up is monotone and the floors are added to both.
+        def shifted(delta: float) -> float:
+            q = run(delta)
+            if floors is not None:
+                q |= floors
+            return np.count_nonzero(q) / n_region
+
+        p_lo, p_hi = shifted(-band), shifted(band)
     else:
         p_lo = p_hi = p
     return Segmentation(pores=pores, threshold=t, porosity_low=float(min(p_lo, p)),

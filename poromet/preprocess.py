@@ -322,7 +322,8 @@ def correct_scan_lines(img: np.ndarray, region: np.ndarray, *, window: int = 15,
 
 
 def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
-               pixel_size_um: float | None = None, return_sigma: bool = False):
+               pixel_size_um: float | None = None, return_sigma: bool = False,
+               field_shape: tuple[int, int] | None = None):
     """Scale, de-streak, denoise and flatten a field for global thresholding.
 
     Parameters
@@ -339,6 +340,9 @@ def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
         Also return the Gaussian sigma (px) of the noise-adaptive smoothing
         (0 for other denoise settings): the segmentation corrects the pore
         outlines for the blur it added.
+    field_shape : (int, int), optional
+        Shape of the whole field when ``data`` is a crop of it: the scale
+        of the shading estimate follows the field, not the crop.
 
     Returns
     -------
@@ -361,7 +365,8 @@ def preprocess(data: np.ndarray, region: np.ndarray, settings=None, *,
     if s.denoise == "adaptive":
         from .adaptive import adaptive_smooth, normalize_field
 
-        img = normalize_field(data, region, flatten=s.background != "none")
+        img = normalize_field(data, region, flatten=s.background != "none",
+                              field_shape=field_shape)
         if getattr(s, "scan_lines", False):
             img = correct_scan_lines(img, region)
         out, sigma = adaptive_smooth(img, region)
