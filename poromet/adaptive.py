@@ -483,7 +483,7 @@ def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
     rng += np.float32((alpha - rim_weight) * solid)
     T = mn
     T.fill(np.float32(t))
-    np.copyto(T, rng, where=edge)
+    cv2.copyTo(rng, edge.view(np.uint8), T)          # OpenCV's masked copy: 4x NumPy's
     T[blob] = lev_b
     return T, float(t), float(dark), float(solid)
 
@@ -594,7 +594,8 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
 
 
 def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
-                         add_to: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
+                         add_to: np.ndarray | None = None, rows: int = 512,
+                         gradient_out: np.ndarray | None = None) -> np.ndarray:
     """Second derivative of ``img`` along its level lines, per pixel (float32).
 
     A Gaussian blur of ``sigma`` moves a curved edge by ``sigma**2 * kappa / 2``
@@ -606,7 +607,9 @@ def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
 
     Computed in strips of ``rows`` rows (no full-size temporaries); the
     result times ``scale`` is added to ``add_to`` in place when given (and
-    ``add_to`` returned), else returned as a new array.
+    ``add_to`` returned), else returned as a new array.  ``gradient_out``
+    (an array of the image's shape) receives :func:`gradient_magnitude`
+    on the way, from the same first derivatives.
 
     Examples
     --------
@@ -622,6 +625,8 @@ def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
     for y0, y1, blk, keep in _strips(img, rows):
         ix = cv2.Sobel(blk, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         iy = cv2.Sobel(blk, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        if gradient_out is not None:
+            gradient_out[y0:y1] = cv2.magnitude(ix, iy)[keep]
         ixx = cv2.Sobel(blk, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
         iyy = cv2.Sobel(blk, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
         ixy = cv2.Sobel(blk, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)

@@ -448,15 +448,19 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
     # stricter level keeps grain boundaries between rims out)
     blob_depth = float(np.clip(0.5 + 0.2 * smooth_sigma, 0.65, 0.8))
     T, t, dark, solid = local_threshold(clean, region, blob_depth=blob_depth)
-    if smooth_sigma > 0:
-        # the smoothing moved curved edges by sigma^2 * kappa / 2 (convex
-        # pores shrink, narrow solid necks thin): move the level back
-        tangential_curvature(clean, scale=CURVATURE_GAIN * smooth_sigma ** 2 / 2, add_to=T)
     fill_floors = getattr(cleanup, "fill_floors", True)
     # float16 halves the memory of large fields (the floor rule only
     # averages it); the conversion costs more than it saves on small ones
     gdt = np.float16 if clean.size > 4_000_000 else np.float32
-    grad = gradient_magnitude(clean, dtype=gdt) if fill_floors else None
+    grad = np.empty(clean.shape, gdt) if fill_floors else None
+    if smooth_sigma > 0:
+        # the smoothing moved curved edges by sigma^2 * kappa / 2 (convex
+        # pores shrink, narrow solid necks thin): move the level back
+        # (the gradient comes from the same derivatives)
+        tangential_curvature(clean, scale=CURVATURE_GAIN * smooth_sigma ** 2 / 2, add_to=T,
+                             gradient_out=grad)
+    elif fill_floors:
+        grad = gradient_magnitude(clean, dtype=gdt)
     area = min_area_px(cleanup, pixel_size_um)
     n_region = int(region.sum())
     floor_level = dark + 0.8 * (solid - dark)
