@@ -35,11 +35,14 @@ __all__ = [
 ]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + ``os.replace``).
 
     Parent folders are created.  Raises :class:`~poromet.errors.PorometError`
     naming the file when it cannot be written (e.g. open in Excel on Windows).
+    ``durable=False`` skips the ``fsync`` (still atomic: a reader sees the
+    old file or the new one, never a part): for pictures that are redrawn
+    from the results, where a sync per file cost as much as drawing them.
     """
     path = Path(path)
     try:
@@ -51,7 +54,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:

@@ -83,14 +83,11 @@ def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px
         lv = np.arange(256, dtype=np.float32)[:, None]
         bgr = np.asarray(_PORE_BGR, np.float32).reshape(1, 3)
         lut_out = np.clip(np.repeat(lv * _OUTSIDE_DIM, 3, axis=1) + 0.5, 0, 255).astype(np.uint8)
-        lut_in = np.repeat(lv, 3, axis=1).astype(np.uint8)
         lut_pore = np.clip(lv * (1.0 - _PORE_ALPHA) + bgr * _PORE_ALPHA + 0.5, 0, 255).astype(np.uint8)
-        def colour(lut):
-            return cv2.merge([cv2.LUT(gray8, np.ascontiguousarray(lut[:, c])) for c in range(3)])
-
-        out = colour(lut_in)
-        cv2.copyTo(colour(lut_out), (~region).view(np.uint8), out)
-        cv2.copyTo(colour(lut_pore), (pores & region).view(np.uint8), out)
+        out = cv2.merge([gray8, gray8, gray8])             # inside: the gray itself
+        # one 3-channel table lookup per tint (OpenCV's LUT maps each channel)
+        cv2.copyTo(cv2.LUT(out, lut_out.reshape(256, 1, 3)), (~region).view(np.uint8), out)
+        cv2.copyTo(cv2.LUT(out, lut_pore.reshape(256, 1, 3)), (pores & region).view(np.uint8), out)
     else:
         img = np.repeat(gray8[:, :, None], 3, axis=2).astype(np.float32)
         img[~region] *= _OUTSIDE_DIM
@@ -217,7 +214,8 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     full = compose_overlay(gray, region, pores, info_bar_px=bar, line_px=line,
                            label=_label(result))
     rel_overlay = f"overlays/{sample}/{stem}.png"
-    atomic_write_bytes(out / rel_overlay, _encode_png(full, level=1))   # fast; size is secondary
+    # level 1: fast, size is secondary; no fsync (redrawn from the results)
+    atomic_write_bytes(out / rel_overlay, _encode_png(full, level=1), durable=False)
 
     scale = min(1.0, float(thumb_px) / max(h, w))
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
@@ -233,7 +231,7 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     # 32 levels per channel: a third of the PNG size, no visible change at this size.
     thumb = (thumb & 0xF8) | 4
     rel_thumb = f"thumbs/{sample}/{stem}.png"
-    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=9))
+    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=9), durable=False)
 
     if save_masks:
         atomic_write_bytes(out / f"masks/{sample}/{stem}.png",
