@@ -18,8 +18,9 @@ What this module does, each step a pure function:
 
 1. :func:`normalize_field` - scale by the region's robust range and divide
    by a shading background estimated on the solid phase only (pores and the
-   info bar never enter it), so the solid is at :data:`SOLID_LEVEL` on an
-   8-bit scale everywhere in the field.
+   info bar never enter it; the estimate is made at half resolution, where
+   it costs a quarter), so the solid is at :data:`SOLID_LEVEL` on an 8-bit
+   scale everywhere in the field.
 2. :func:`noise_sigma` / :func:`adaptive_smooth` - measure the shot noise on
    the solid phase and smooth with the smallest Gaussian that brings it to
    ``target`` (6 %) of the solid/void contrast: clean images are not blurred
