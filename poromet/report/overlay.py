@@ -21,7 +21,8 @@ from ..errors import PorometError
 from ..records import FieldResult
 from . import atomic_write_bytes
 
-__all__ = ["render_field", "compose_overlay", "field_mask", "output_name", "MASK_OUTSIDE"]
+__all__ = ["render_field", "compose_overlay", "compose_overlay_indexed", "field_mask",
+           "output_name", "MASK_OUTSIDE"]
 
 #: Gray level of pixels outside the region in saved masks.
 MASK_OUTSIDE = 128
@@ -116,8 +117,83 @@ def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px
     return out
 
 
-def _text_box(img: np.ndarray, text: str, org: tuple[int, int], *, max_h: int) -> None:
-    """White text on a black box, top-left corner at ``org``."""
+# palette of the full-size overlay (compose_overlay_indexed): gray inside the
+# region at 128 levels, dimmed outside at 64, pores tinted at 60, then the
+# outline, the info-bar red, black and white
+_IN, _OUT, _PORE, _N_PORE = 0, 128, 192, 60
+_I_OUTLINE, _I_BAR, _I_BLACK, _I_WHITE = 252, 253, 254, 255
+
+
+def _palette() -> np.ndarray:
+    """The overlay palette, (256, 3) uint8 RGB."""
+    pal = np.zeros((256, 3), np.float64)
+    pal[_IN:_IN + 128] = (2 * np.arange(128) + 1)[:, None]
+    pal[_OUT:_OUT + 64] = (_OUTSIDE_DIM * (4 * np.arange(64) + 1.5))[:, None]
+    g = (np.arange(_N_PORE) * 255.0 / (_N_PORE - 1))[:, None]
+    pal[_PORE:_PORE + _N_PORE] = g * (1 - _PORE_ALPHA) + _PORE_BGR[::-1] * _PORE_ALPHA
+    pal[_I_OUTLINE] = _OUTLINE_BGR[::-1]
+    pal[_I_BAR] = _BAR_BGR[::-1]
+    pal[_I_BLACK], pal[_I_WHITE] = 0, 255
+    return np.clip(pal + 0.5, 0, 255).astype(np.uint8)
+
+
+def compose_overlay_indexed(gray8: np.ndarray, region: np.ndarray, pores: np.ndarray, *,
+                            info_bar_px: int = 0, line_px: int = 1,
+                            label: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The full-size overlay as a palette image: ``(indices, palette)``.
+
+    The picture of :func:`compose_overlay` for boolean ``pores``, with the
+    gray quantized (128 levels inside the region, 64 outside, 60 in pores)
+    and lines and text drawn without anti-aliasing: a third of the data of
+    a colour image, so the PNG is written about three times faster and is
+    half the size.
+
+    Returns
+    -------
+    indices : ndarray of uint8, shape (H, W)
+    palette : ndarray of uint8, shape (256, 3), RGB
+
+    Examples
+    --------
+    >>> g = np.full((4, 4), 200, np.uint8); r = np.ones((4, 4), bool); p = np.zeros((4, 4), bool)
+    >>> p[1, 1] = True; r[0] = False
+    >>> idx, pal = compose_overlay_indexed(g, r, p)
+    >>> pal[idx[2, 2]].tolist(), bool(pal[idx[1, 1]][0] > pal[idx[1, 1]][2])   # gray; tinted red
+    ([201, 201, 201], True)
+    """
+    import cv2
+
+    h, w = gray8.shape
+    region = np.asarray(region, bool)
+    pores = np.asarray(pores, bool) & region
+    idx = np.right_shift(gray8, 1)                          # inside: gray // 2
+    lut_out = (_OUT + np.arange(256) // 4).astype(np.uint8)
+    lut_pore = (_PORE + np.arange(256) * (_N_PORE - 1) // 255).astype(np.uint8)
+    cv2.copyTo(cv2.LUT(gray8, lut_out), (~region).view(np.uint8), idx)
+    cv2.copyTo(cv2.LUT(gray8, lut_pore), pores.view(np.uint8), idx)
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(idx, contours, -1, _I_OUTLINE, int(line_px), lineType=cv2.LINE_8)
+    bar = int(min(max(info_bar_px, 0), h))
+    if bar > 0:
+        y0 = h - bar
+        hatch = idx[y0:]
+        step = max(6, 8 * line_px)
+        for x in range(-bar, w + bar, 2 * step):        # solid lines: half as many
+            cv2.line(hatch, (x, bar), (x + bar, 0), _I_BAR, max(1, line_px), cv2.LINE_8)
+        cv2.line(idx, (0, y0), (w - 1, y0), _I_BAR, max(1, line_px))
+        if bar >= 14:
+            _text_box(idx, "info bar (excluded)", (4, y0 + 2),
+                      max_h=min(bar - 4, max(12, h // 30)), indexed=True)
+    if label:
+        _text_box(idx, label, (4, 4), max_h=max(12, h // 25), indexed=True)
+    return idx, _palette()
+
+
+def _text_box(img: np.ndarray, text: str, org: tuple[int, int], *, max_h: int,
+              indexed: bool = False) -> None:
+    """White text on a black box, top-left corner at ``org`` (``indexed``:
+    on a palette image, without anti-aliasing)."""
     import cv2
 
     font = cv2.FONT_HERSHEY_SIMPLEX
@@ -127,9 +203,10 @@ def _text_box(img: np.ndarray, text: str, org: tuple[int, int], *, max_h: int) -
     (tw, th), base = cv2.getTextSize(text, font, scale, thick)
     x, y = org
     pad = max(2, int(4 * scale))
-    cv2.rectangle(img, (x, y), (x + tw + 2 * pad, y + th + base + 2 * pad), (0, 0, 0), -1)
-    cv2.putText(img, text, (x + pad, y + pad + th), font, scale, (255, 255, 255), thick,
-                cv2.LINE_AA)
+    black, white = ((_I_BLACK,), (_I_WHITE,)) if indexed else ((0, 0, 0), (255, 255, 255))
+    cv2.rectangle(img, (x, y), (x + tw + 2 * pad, y + th + base + 2 * pad), black, -1)
+    cv2.putText(img, text, (x + pad, y + pad + th), font, scale, white, thick,
+                cv2.LINE_8 if indexed else cv2.LINE_AA)
 
 
 def field_mask(region: np.ndarray, pores: np.ndarray) -> np.ndarray:
@@ -154,6 +231,19 @@ def _encode_png(img: np.ndarray, level: int = 3) -> bytes:
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise PorometError("PNG encoding failed")
     return buf.tobytes()
+
+
+def _encode_png_palette(indices: np.ndarray, palette: np.ndarray, level: int = 1) -> bytes:
+    """PNG of a palette image (Pillow: OpenCV writes no palette PNGs)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    im = PILImage.fromarray(np.ascontiguousarray(indices))
+    im.putpalette(palette.astype(np.uint8).ravel().tobytes())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
 
 
 def _check_arrays(result: FieldResult, arrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,11 +301,12 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     bar = int(result.info_bar_px or 0)
 
     line = max(1, int(round(max(h, w) / 600)))
-    full = compose_overlay(gray, region, pores, info_bar_px=bar, line_px=line,
-                           label=_label(result))
+    idx, pal = compose_overlay_indexed(gray, region, pores, info_bar_px=bar, line_px=line,
+                                       label=_label(result))
     rel_overlay = f"overlays/{sample}/{stem}.png"
-    # level 1: fast, size is secondary; no fsync (redrawn from the results)
-    atomic_write_bytes(out / rel_overlay, _encode_png(full, level=1), durable=False)
+    # a palette PNG at level 1: fast, small; no fsync (redrawn from the results)
+    atomic_write_bytes(out / rel_overlay, _encode_png_palette(idx, pal), durable=False)
+    del idx
 
     scale = min(1.0, float(thumb_px) / max(h, w))
     tw, th = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
@@ -231,7 +322,8 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     # 32 levels per channel: a third of the PNG size, no visible change at this size.
     thumb = (thumb & 0xF8) | 4
     rel_thumb = f"thumbs/{sample}/{stem}.png"
-    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=9), durable=False)
+    # level 6: level 9 took five times as long here for 4 % less
+    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=6), durable=False)
 
     if save_masks:
         atomic_write_bytes(out / f"masks/{sample}/{stem}.png",
