@@ -100,11 +100,17 @@ def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
-                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False):
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False,
+                  ori_level=None):
     """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok, T)``."""
-    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
+    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift,
+                        ref_level=ori_level)
     ori_ok = ori is not None and ori[2] >= _ORI_COVER
-    cap = int(np.max(ori[0])) + tol if ori_ok else cap
+    if ori_ok:
+        # the band's end in this view; a band seen deeper in another view of
+        # the side (``cap``) is not shortened by it
+        own = int(np.max(ori[0])) + tol
+        cap = own if cap is None else max(own, int(cap))
     res, rej, T = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
                                  pooled=pooled, accept=accept, across=across, known=known)
     return res, rej, ori, ori_ok, T
@@ -116,7 +122,8 @@ def _course_shift(course: np.ndarray) -> np.ndarray:
 
 
 def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
-                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None):
+                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None,
+                  ori_level: float | None = None):
     """Re-examine a side straightened along the interface ``res`` found on it.
 
     The interface is tracked along the side (:func:`~poromet.autotrim.straighten._track`),
@@ -146,7 +153,8 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
         X2 = _profiles(_shift_lines(o, d))
         r2, _, ori2, ori2_ok, T2 = _analyse_side(
             X2, J, side, max_depth=max_depth - int(d.max()), min_depth=min_depth, tol=tol,
-            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known)
+            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known,
+            ori_level=ori_level)
         return X2, r2, ori2, ori2_ok, T2
 
     X2, res2, ori2, ori2_ok, T2 = view(d)
@@ -200,7 +208,8 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
     the deeper of the two is cut (``cue='both'``).
     """
     strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
-                         tol=tol, cap=cap, accept=accept, across=across)
+                         tol=tol, cap=cap, accept=accept, across=across,
+                         ori_level=None if ori is None else ori[1])
     env = None
     if strt is not None:
         res, ori2, ori2_ok = strt
