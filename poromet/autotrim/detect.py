@@ -226,6 +226,41 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
+def _deep(st: StackSide, shape) -> bool:
+    """The band's boundary lies beyond the middle of the field."""
+    across = shape[1] if st.side in ("left", "right") else shape[0]
+    return st.depth_px > 0.5 * across
+
+
+def _wider_exterior(st: StackSide, shape, k: int, bands: dict) -> StackSide:
+    """The exterior is the wider part: a boundary beyond the middle of the field.
+
+    A single clear interface across the field (the stack's outer boundary)
+    is seen from both edges; seen from the exterior's edge it lies beyond
+    the middle, and the "band" found there is the exterior itself.  The
+    stack is then taken on the opposite side, up to the same interface (the
+    boundary mirrored, its upper envelope taken again on that side), or up
+    to the end of that side's band of oriented texture when it lies deeper.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    if not _deep(st, shape):
+        return st
+    across = shape[1] if st.side in ("left", "right") else shape[0]
+    side = _OPPOSITE[st.side]
+    L = len(st.boundary)
+    bnd = across - np.asarray(st.boundary, np.float64) + 2 * (1.0 + _EXTRA_PX) * k
+    bnd = maximum_filter1d(bnd, size=max(1, int(L / _TRACK_ENVELOPE)) | 1, mode="nearest")
+    cue = st.cue
+    if side in bands:
+        dj, level, cover = bands[side]
+        ori = _stack_side((dj, level, cover, 1.0, 1), side, shape, k).boundary
+        bnd = np.maximum(bnd, ori)
+        cue = "both"
+    return StackSide(side=side, boundary=bnd, strength=st.strength, coverage=st.coverage,
+                     interfaces=st.interfaces, consistency=st.consistency, cue=cue)
+
+
 def _detect(image, info_bar_px: int, sides, max_depth: float):
     """All sides: (stacks, confidence)."""
     a = _as_float(image)
@@ -289,6 +324,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
+    # a boundary beyond the middle is the stack's seen from the exterior's
+    # edge: dropped when the opposite side holds the stack already, else
+    # moved there
+    found = {st.side for st in out}
+    out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
+           if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     tmax = {side: t for t, side, _, _ in cand}
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
