@@ -392,3 +392,53 @@ def test_known_stack_view_needs_strips_lined_up():
     assert res is not None and np.all(np.abs(res[0] - 80) <= 3)
     res, _, _ = _side_boundary(field([80, 80, 80, 80, 105, 105, 105, 105]), **kw)
     assert res is None
+
+
+@pytest.mark.parametrize("seed,kw", [
+    # a bright collector, then a thick low-porosity anode against a very
+    # porous cover (left side): the straightened view sharpened the
+    # collector, its band of oriented texture ended at the collector and the
+    # cover's interface beyond it was refused (-4.4 pp, IoU 0.84 before)
+    (921952892, dict(porosity=0.34824, bit_depth=8, stack=True, info_bar=107,
+                     pixel_size_um=0.060553)),
+    # the same on the right: the outer layer (pores drawn out along it) was
+    # left in, the straightened band replacing the deeper original one
+    # (IoU 0.82 before)
+    (95030, dict(stack="right")),
+])
+def test_band_beyond_a_sharpened_collector_is_removed(seed, kw):
+    err, iou = _truth_trim(seed, width=1024, height=768, **kw)
+    assert iou > 0.9 and abs(err) < 2.0
+
+
+def test_boundary_beyond_the_middle_is_the_opposite_sides_stack():
+    """A wavy stack on the right whose collector is the only clear interface
+    across the field: seen from the left edge (the exterior's), that
+    interface lies beyond the middle, and the whole exterior was cut as the
+    "stack" (IoU 0.003, -27.9 pp before).  The exterior is the wider part:
+    the stack is the right side's."""
+    synth = pytest.importorskip("poromet.synth")
+    f = synth.generate_field(381337928, width=1024, height=768, porosity=0.41032, bit_depth=8,
+                             stack=True, info_bar=55, pixel_size_um=0.13918)
+    assert f.stack_side == "right"
+    stacks = find_stack(f.image, info_bar_px=f.info_bar_px)
+    assert [s.side for s in stacks] == ["right"]
+    assert stacks[0].depth_px < 0.5 * f.image.shape[1]
+    err, iou = _truth_trim(381337928, width=1024, height=768, porosity=0.41032, bit_depth=8,
+                           stack=True, info_bar=55, pixel_size_um=0.13918)
+    assert iou > 0.85 and abs(err) < 1.5
+
+
+def test_deep_boundary_is_dropped_when_the_opposite_side_holds_the_stack():
+    """The same interface seen from both edges: when the side it is near
+    holds the stack already, the deep band of the other side is dropped, not
+    moved over (moved over, it cut this field's exterior to IoU 0.81)."""
+    from poromet.autotrim.detect import _deep
+
+    synth = pytest.importorskip("poromet.synth")
+    f = synth.generate_field(64011, width=1024, height=768, stack="bottom")
+    stacks = find_stack(f.image, info_bar_px=f.info_bar_px)
+    assert [s.side for s in stacks] == ["bottom"]
+    assert not any(_deep(s, (f.image.shape[0] - f.info_bar_px, f.image.shape[1])) for s in stacks)
+    err, iou = _truth_trim(64011, width=1024, height=768, stack="bottom")
+    assert iou > 0.9 and abs(err) < 1.0

@@ -53,6 +53,12 @@ A very clear band against the opposite edge (an interface with statistic
 profiles end before it, so its layers enter neither the exterior window nor
 the shading slope, and bands on two opposite sides are both found.
 
+The exterior is the **wider part** of the field: a band whose boundary lies
+beyond the middle of the field is the stack's outer interface seen from the
+exterior's edge.  It is dropped when the opposite side holds the stack
+already, else the stack is taken on the opposite side up to that interface
+(or to the end of that side's band of oriented texture, when deeper).
+
 A second, independent cue is the **orientation** of the texture: the layers
 and the pores drawn out in them run along the boundary, so next to a stack
 side the structure tensor shows gradients across the side dominating those

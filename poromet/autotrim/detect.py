@@ -100,11 +100,17 @@ def _deeper(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _analyse_side(X, J, side: str, *, max_depth: int, min_depth: int, tol: int, shift=None,
-                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False):
+                  pooled=None, cap=None, accept=_ACCEPT_T, across=None, known=False,
+                  ori_level=None):
     """Texture boundary and layered band of one side: ``(res, rej, ori, ori_ok, T)``."""
-    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift)
+    ori = _layered_band(J, side, max_depth=max_depth, min_depth=min_depth, shift=shift,
+                        ref_level=ori_level)
     ori_ok = ori is not None and ori[2] >= _ORI_COVER
-    cap = int(np.max(ori[0])) + tol if ori_ok else cap
+    if ori_ok:
+        # the band's end in this view; a band seen deeper in another view of
+        # the side (``cap``) is not shortened by it
+        own = int(np.max(ori[0])) + tol
+        cap = own if cap is None else max(own, int(cap))
     res, rej, T = _side_boundary(X, max_depth=max_depth, min_depth=min_depth, cap=cap,
                                  pooled=pooled, accept=accept, across=across, known=known)
     return res, rej, ori, ori_ok, T
@@ -116,7 +122,8 @@ def _course_shift(course: np.ndarray) -> np.ndarray:
 
 
 def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int, tol: int,
-                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None):
+                  cap: int | None = None, accept: float = _ACCEPT_T, across: int | None = None,
+                  ori_level: float | None = None):
     """Re-examine a side straightened along the interface ``res`` found on it.
 
     The interface is tracked along the side (:func:`~poromet.autotrim.straighten._track`),
@@ -146,7 +153,8 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
         X2 = _profiles(_shift_lines(o, d))
         r2, _, ori2, ori2_ok, T2 = _analyse_side(
             X2, J, side, max_depth=max_depth - int(d.max()), min_depth=min_depth, tol=tol,
-            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known)
+            shift=d, pooled=pooled, cap=cap, accept=accept, across=across, known=known,
+            ori_level=ori_level)
         return X2, r2, ori2, ori2_ok, T2
 
     X2, res2, ori2, ori2_ok, T2 = view(d)
@@ -200,7 +208,8 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
     the deeper of the two is cut (``cue='both'``).
     """
     strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
-                         tol=tol, cap=cap, accept=accept, across=across)
+                         tol=tol, cap=cap, accept=accept, across=across,
+                         ori_level=None if ori is None else ori[1])
     env = None
     if strt is not None:
         res, ori2, ori2_ok = strt
@@ -215,6 +224,41 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
 
 
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+
+
+def _deep(st: StackSide, shape) -> bool:
+    """The band's boundary lies beyond the middle of the field."""
+    across = shape[1] if st.side in ("left", "right") else shape[0]
+    return st.depth_px > 0.5 * across
+
+
+def _wider_exterior(st: StackSide, shape, k: int, bands: dict) -> StackSide:
+    """The exterior is the wider part: a boundary beyond the middle of the field.
+
+    A single clear interface across the field (the stack's outer boundary)
+    is seen from both edges; seen from the exterior's edge it lies beyond
+    the middle, and the "band" found there is the exterior itself.  The
+    stack is then taken on the opposite side, up to the same interface (the
+    boundary mirrored, its upper envelope taken again on that side), or up
+    to the end of that side's band of oriented texture when it lies deeper.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    if not _deep(st, shape):
+        return st
+    across = shape[1] if st.side in ("left", "right") else shape[0]
+    side = _OPPOSITE[st.side]
+    L = len(st.boundary)
+    bnd = across - np.asarray(st.boundary, np.float64) + 2 * (1.0 + _EXTRA_PX) * k
+    bnd = maximum_filter1d(bnd, size=max(1, int(L / _TRACK_ENVELOPE)) | 1, mode="nearest")
+    cue = st.cue
+    if side in bands:
+        dj, level, cover = bands[side]
+        ori = _stack_side((dj, level, cover, 1.0, 1), side, shape, k).boundary
+        bnd = np.maximum(bnd, ori)
+        cue = "both"
+    return StackSide(side=side, boundary=bnd, strength=st.strength, coverage=st.coverage,
+                     interfaces=st.interfaces, consistency=st.consistency, cue=cue)
 
 
 def _detect(image, info_bar_px: int, sides, max_depth: float):
@@ -280,6 +324,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
+    # a boundary beyond the middle is the stack's seen from the exterior's
+    # edge: dropped when the opposite side holds the stack already, else
+    # moved there
+    found = {st.side for st in out}
+    out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
+           if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     tmax = {side: t for t, side, _, _ in cand}
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second

@@ -26,7 +26,8 @@ def _orientation_maps(small: np.ndarray):
 
 
 def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
-                  n_strips: int = _N_STRIPS, shift: np.ndarray | None = None):
+                  n_strips: int = _N_STRIPS, shift: np.ndarray | None = None,
+                  ref_level: float | None = None):
     """Depth of a band whose texture is oriented along the side, per strip.
 
     The layers of a stack (and the pores drawn out in them) run parallel to
@@ -39,7 +40,10 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
     is the band's median excess, ``cover`` the share of strips showing it.
     ``shift``: per line along the side, the straightening shift of
     :func:`poromet.autotrim.straighten._shift_lines` (depths are then in the
-    straightened frame).
+    straightened frame).  ``ref_level``: the band's level in another view of
+    the same side (the original one); the band then ends at half the lower of
+    the two levels, so a view that sharpens a strong layer (a current
+    collector) does not end the band before a weakly oriented outer layer.
     """
     Jxx, Jyy = J
     js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
@@ -80,7 +84,7 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
         return None
     # the (blurred) end of the band lies where the excess has fallen to half
     # the band's own level
-    thr = _ORI_END * level
+    thr = _ORI_END * (level if ref_level is None else min(level, float(ref_level)))
     d = max(band_end(E, thr), lo + 1)
     tol = max(2, int(round(_WAVE_TOL * S)))
     dj = np.array([band_end(p, thr) for p in ej], np.float64)
