@@ -22,7 +22,7 @@ Targets (printed PASS/FAIL): batch measurement-only <= 3x ImageJ; 2 workers
 
 Usage::
 
-    python benchmarks/speed.py            # ~8 min on 2 cores
+    python benchmarks/speed.py            # ~8 min on 2 cores (batches 3 times each)
     python benchmarks/speed.py --quick    # ~3 min: fewer sizes and fields
     python benchmarks/speed.py --profile  # + where the time goes (cProfile)
 
@@ -246,6 +246,12 @@ def run_imagej(items) -> dict:
     return {"wall_s": time.perf_counter() - t0, "porosity": [r.porosity for r in res]}
 
 
+def _median_run(trials: list[dict]) -> dict:
+    """The trial with the median wall time (an error if every trial failed)."""
+    ok = sorted((t for t in trials if "wall_s" in t), key=lambda t: t["wall_s"])
+    return ok[(len(ok) - 1) // 2] if ok else trials[-1]
+
+
 # -- profile -------------------------------------------------------------------
 
 def profile(path: Path, pipeline, top: int = 18) -> str:
@@ -276,6 +282,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-imagej", action="store_true")
     ap.add_argument("--no-report-run", action="store_true", help="skip the batch with report")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="whole-process runs of each batch, alternated; the median counts "
+                         "(default 3, 1 with --quick): a shared VM moves single runs by ~10 %%")
     a = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
 
@@ -327,15 +336,30 @@ def main(argv=None) -> int:
     folder = a.data / f"batch-{a.batch_fields}"
     n = len(batch)
     print(f"\nwhole-process batch over {n} fields of 1280x960 (mixed 8/16-bit), Python start included")
-    runs = {"poromet -j1 measure": run_batch(folder, scratch / "b1", workers=1, report=False),
-            "poromet -j2 measure": run_batch(folder, scratch / "b2", workers=2, report=False)}
-    if not a.no_report_run:
-        runs["poromet -j1 +report"] = run_batch(folder, scratch / "b1r", workers=1, report=True)
     ij_like = scratch / "ij-like.toml"
     ij_like.write_text(IJ_LIKE_TOML)
-    runs["poromet -j1 ij-like"] = run_batch(folder, scratch / "bij", workers=1, report=False,
-                                            extra=("-p", str(ij_like)))
-    ij = {"error": "skipped (--no-imagej)"} if a.no_imagej else run_imagej(batch)
+    jobs = {"poromet -j1 measure": lambda: run_batch(folder, scratch / "b1", workers=1,
+                                                     report=False),
+            "poromet -j2 measure": lambda: run_batch(folder, scratch / "b2", workers=2,
+                                                     report=False)}
+    if not a.no_report_run:
+        jobs["poromet -j1 +report"] = lambda: run_batch(folder, scratch / "b1r", workers=1,
+                                                        report=True)
+    jobs["poromet -j1 ij-like"] = lambda: run_batch(folder, scratch / "bij", workers=1,
+                                                    report=False, extra=("-p", str(ij_like)))
+    if not a.no_imagej:
+        jobs["ImageJ"] = lambda: run_imagej(batch)
+    repeat = a.repeat if a.repeat is not None else (1 if a.quick else 3)
+    trials: dict[str, list] = {k: [] for k in jobs}
+    for _ in range(max(1, repeat)):          # alternated, so drifts in load hit all alike
+        for k, job in jobs.items():
+            trials[k].append(job())
+    runs = {k: _median_run(v) for k, v in trials.items() if k != "ImageJ"}
+    ij = _median_run(trials["ImageJ"]) if "ImageJ" in trials else {"error": "skipped (--no-imagej)"}
+    if repeat > 1:
+        print(f"(each the median of {repeat} alternated runs; walls: "
+              + "; ".join(f"{k} " + "/".join(f"{t['wall_s']:.1f}" for t in v if "wall_s" in t)
+                          for k, v in trials.items()) + ")")
     out["batch"] = {k: v for k, v in runs.items()}
     out["imagej"] = {k: v for k, v in ij.items() if k != "porosity"}
     print(f"{'run':>22} {'wall s':>8} {'fields/s':>9} {'ms/field':>9} {'peak RSS MB':>14}")
