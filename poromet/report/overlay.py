@@ -78,9 +78,8 @@ def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px
     """
     import cv2
 
-    h, w = gray8.shape
     if np.asarray(pores).dtype == bool:
-        # full-size overlays: three 256-entry colour tables, no float images
+        # boolean pores: 256-entry colour tables, no float images
         lv = np.arange(256, dtype=np.float32)[:, None]
         bgr = np.asarray(_PORE_BGR, np.float32).reshape(1, 3)
         lut_out = np.clip(np.repeat(lv * _OUTSIDE_DIM, 3, axis=1) + 0.5, 0, 255).astype(np.uint8)
@@ -97,23 +96,7 @@ def compose_overlay(gray8: np.ndarray, region: np.ndarray, pores, *, info_bar_px
         img = img * (1.0 - alpha) + _PORE_BGR * alpha
         out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
-    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(out, contours, -1, _OUTLINE_BGR, int(line_px), lineType=cv2.LINE_AA)
-
-    bar = int(min(max(info_bar_px, 0), h))
-    if bar > 0:
-        y0 = h - bar
-        hatch = out[y0:].copy()
-        step = max(6, 8 * line_px)
-        for x in range(-bar, w + bar, step):
-            cv2.line(hatch, (x, bar), (x + bar, 0), _BAR_BGR, max(1, line_px), cv2.LINE_AA)
-        out[y0:] = cv2.addWeighted(out[y0:], 0.35, hatch, 0.65, 0)
-        cv2.line(out, (0, y0), (w - 1, y0), _BAR_BGR, max(1, line_px))
-        if bar >= 14:
-            _text_box(out, "info bar (excluded)", (4, y0 + 2), max_h=min(bar - 4, max(12, h // 30)))
-    if label:
-        _text_box(out, label, (4, 4), max_h=max(12, h // 25))
+    _draw_marks(out, region, info_bar_px=info_bar_px, line_px=line_px, label=label)
     return out
 
 
@@ -163,7 +146,6 @@ def compose_overlay_indexed(gray8: np.ndarray, region: np.ndarray, pores: np.nda
     """
     import cv2
 
-    h, w = gray8.shape
     region = np.asarray(region, bool)
     pores = np.asarray(pores, bool) & region
     idx = np.right_shift(gray8, 1)                          # inside: gray // 2
@@ -171,23 +153,42 @@ def compose_overlay_indexed(gray8: np.ndarray, region: np.ndarray, pores: np.nda
     lut_pore = (_PORE + np.arange(256) * (_N_PORE - 1) // 255).astype(np.uint8)
     cv2.copyTo(cv2.LUT(gray8, lut_out), (~region).view(np.uint8), idx)
     cv2.copyTo(cv2.LUT(gray8, lut_pore), pores.view(np.uint8), idx)
+    _draw_marks(idx, region, info_bar_px=info_bar_px, line_px=line_px, label=label,
+                indexed=True)
+    return idx, _palette()
+
+
+def _draw_marks(img: np.ndarray, region: np.ndarray, *, info_bar_px: int, line_px: int,
+                label: str, indexed: bool = False) -> None:
+    """Draw the region outline, the hatched info bar and the label box in
+    place: anti-aliased, the hatching blended, on a BGR overlay; solid
+    lines in palette colours on an index image (``indexed``)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if indexed:
+        outline, red, kind = (_I_OUTLINE,), (_I_BAR,), cv2.LINE_8
+    else:
+        outline, red, kind = _OUTLINE_BGR, _BAR_BGR, cv2.LINE_AA
     contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_CCOMP,
                                    cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(idx, contours, -1, _I_OUTLINE, int(line_px), lineType=cv2.LINE_8)
+    cv2.drawContours(img, contours, -1, outline, int(line_px), lineType=kind)
     bar = int(min(max(info_bar_px, 0), h))
     if bar > 0:
         y0 = h - bar
-        hatch = idx[y0:]
         step = max(6, 8 * line_px)
-        for x in range(-bar, w + bar, 2 * step):        # solid lines: half as many
-            cv2.line(hatch, (x, bar), (x + bar, 0), _I_BAR, max(1, line_px), cv2.LINE_8)
-        cv2.line(idx, (0, y0), (w - 1, y0), _I_BAR, max(1, line_px))
+        # colour: lines blended at 65 %; palette: solid lines, half as many
+        hatch = img[y0:] if indexed else img[y0:].copy()
+        for x in range(-bar, w + bar, 2 * step if indexed else step):
+            cv2.line(hatch, (x, bar), (x + bar, 0), red, max(1, line_px), kind)
+        if not indexed:
+            img[y0:] = cv2.addWeighted(img[y0:], 0.35, hatch, 0.65, 0)
+        cv2.line(img, (0, y0), (w - 1, y0), red, max(1, line_px))
         if bar >= 14:
-            _text_box(idx, "info bar (excluded)", (4, y0 + 2),
-                      max_h=min(bar - 4, max(12, h // 30)), indexed=True)
+            _text_box(img, "info bar (excluded)", (4, y0 + 2),
+                      max_h=min(bar - 4, max(12, h // 30)), indexed=indexed)
     if label:
-        _text_box(idx, label, (4, 4), max_h=max(12, h // 25), indexed=True)
-    return idx, _palette()
+        _text_box(img, label, (4, 4), max_h=max(12, h // 25), indexed=indexed)
 
 
 def _text_box(img: np.ndarray, text: str, org: tuple[int, int], *, max_h: int,
