@@ -219,6 +219,20 @@ _WORKER_MODULES = ["poromet.batch", "poromet.measure", "poromet.binarize", "poro
                    "poromet.infobar", "poromet.report.overlay"]
 
 
+def start_worker_server() -> None:
+    """Start the workers' forkserver now (it preloads the measuring chain),
+    so that its imports run beside the caller's own start-up instead of
+    after it; :func:`run_fields` then forks its workers from it.  No-op on
+    Windows (spawn)."""
+    if os.name == "nt":
+        return
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    mp.get_context("forkserver").set_forkserver_preload(_WORKER_MODULES)
+    forkserver.ensure_running()
+
+
 def _worker_init() -> None:
     pin_threads()
 

@@ -197,7 +197,10 @@ def batch(input_dir, out_dir, workers, no_report, save_masks, roi, density_sheet
     A subfolder of INPUT_DIR is a sample and its images are its fields; in a
     flat folder S01_f03.tif is sample S01, field 3.
     """
-    from .batch import discover, run_fields
+    from .batch import discover, run_fields, start_worker_server
+
+    if not scheduler and (workers or os.cpu_count() or 1) > 1:
+        start_worker_server()          # the workers' imports overlap with ours
     from .report.tables import write_outputs
 
     p = _pipeline_from_options(pipeline, pixel_size=pixel_size, threshold=threshold,
