@@ -354,16 +354,21 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
 
 def _half(img: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """``(img at half resolution (2x2 means), the cells wholly in region, 2)``;
-    a field too small to halve is returned as it is, with factor 1."""
+    a field too small to halve, or a region too thin or ragged for half of
+    its pixels to lie in whole 2x2 cells (a mask of scattered pixels: its
+    half-size region would be empty), is returned as it is, with factor 1."""
     import cv2
 
     H, W = img.shape
+    region = np.asarray(region, bool)
     if min(H, W) < 64:
-        return img.copy(), np.asarray(region, bool), 1
+        return img.copy(), region, 1
     H2, W2 = H // 2 * 2, W // 2 * 2
-    g = cv2.resize(img[:H2, :W2], (W2 // 2, H2 // 2), interpolation=cv2.INTER_AREA)
-    rv = np.asarray(region, bool)[:H2, :W2]
+    rv = region[:H2, :W2]
     r = rv[0::2, 0::2] & rv[1::2, 0::2] & rv[0::2, 1::2] & rv[1::2, 1::2]
+    if 8 * np.count_nonzero(r) < np.count_nonzero(region):
+        return img.copy(), region, 1
+    g = cv2.resize(img[:H2, :W2], (W2 // 2, H2 // 2), interpolation=cv2.INTER_AREA)
     return g, r, 2
 
 

@@ -183,3 +183,22 @@ def test_smoothing_shift_of_small_pores_is_undone():
     err_plain = abs(plain.pores.sum() - pores.sum())
     err_fixed = abs(fixed.pores.sum() - pores.sum())
     assert err_fixed < 0.7 * err_plain
+
+
+def test_half_size_statistics_keep_a_ragged_region():
+    """The shading and levels are taken at half size, over the 2x2 cells
+    wholly inside the region; a region of scattered pixels has none, so it
+    is kept at full size (it once left normalize_field without a solid
+    level and every pixel clipped white)."""
+    from poromet.adaptive import _half
+
+    img = np.random.default_rng(0).random((128, 128)).astype(np.float32)
+    full = np.ones(img.shape, bool)
+    g, r, k = _half(img, full)
+    assert k == 2 and g.shape == (64, 64) and r.all()
+    sparse = np.zeros(img.shape, bool)
+    sparse[::2, ::2] = True
+    g, r, k = _half(img, sparse)
+    assert k == 1 and g.shape == img.shape and np.array_equal(r, sparse)
+    out = normalize_field((img * 200).astype(np.uint8), sparse)
+    assert 100 < float(np.median(out[sparse])) < 250
