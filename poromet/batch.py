@@ -262,7 +262,7 @@ def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None =
         # the server imports the measuring chain once and every worker is
         # forked from it ready to measure: with ~0.15 s per field, each
         # worker's own imports (~0.5 s) had become a tenth of a 2-worker run
-        ctx.set_forkserver_preload(_WORKER_MODULES)
+        start_worker_server()          # (already running when the CLI started it)
     queue = list(reversed(tasks))          # pop() from the end keeps the order
     tries: dict[str, int] = {}
     crashed: list = []
