@@ -301,14 +301,11 @@ def cleanup_pores(pores: np.ndarray, region: np.ndarray, *, min_area_px: int = 0
     """
     pores = np.asarray(pores, dtype=bool) & region
     if min_area_px and min_area_px > 1:
-        from .labels import clear_components, label_stats
+        from .labels import remove_small
 
         # 8-connected: the same components as ndi.label with a 3x3 structure;
         # the specks are cleared in place (pores is a fresh array here)
-        n, lab, stats = label_stats(pores)
-        if n > 1:
-            small = np.flatnonzero(stats[1:, 4] < min_area_px) + 1
-            clear_components(pores, lab, stats, small)
+        remove_small(pores, min_area_px)
     if fill_holes:
         from scipy import ndimage as ndi
 

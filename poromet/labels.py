@@ -1,13 +1,12 @@
 """Connected components with their areas, the fast way OpenCV allows.
 
-OpenCV's ``connectedComponentsWithStats`` with its default algorithm spends
-most of its time on the statistics; two cheaper routes give the same
-components and the same areas:
+OpenCV's ``connectedComponentsWithStats`` spends most of its time on the
+statistics (with any of its algorithms); the labels alone and a histogram of
+them give the same components and the same areas in a third of the time:
 
 * :func:`label_areas` - labels only (16-bit when they fit), areas from a
   histogram of the labels;
-* :func:`label_stats` - 8-connected components with statistics through the
-  block-based BBDT algorithm (three times faster than the default here).
+* :func:`remove_small` - speck removal on top of it.
 
 Label *numbers* may differ between algorithms; callers only use them to
 group pixels, never their order.
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_areas", "label_stats", "clear_components"]
+__all__ = ["label_areas", "remove_small"]
 
 
 def label_areas(mask: np.ndarray, *, connectivity: int = 8):
@@ -53,41 +52,23 @@ def label_areas(mask: np.ndarray, *, connectivity: int = 8):
     return n, lab, np.bincount(lab.ravel(), minlength=n).astype(np.int64)
 
 
-def label_stats(mask: np.ndarray):
-    """8-connected components with OpenCV's statistics (BBDT algorithm).
+def remove_small(mask: np.ndarray, min_area: int, *, connectivity: int = 8) -> np.ndarray:
+    """Clear the connected components of ``mask`` with fewer than
+    ``min_area`` pixels, in place; returns ``mask``.
 
-    Returns ``(n, labels, stats)`` as ``cv2.connectedComponentsWithStats``
-    (int32 labels; ``stats[i]`` = left, top, width, height, area).
+    Labels and areas come from :func:`label_areas`; the small components'
+    pixels are found by one lookup of every pixel's label (OpenCV's
+    statistics, which give the components' boxes, cost three times that).
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 6), bool); m[0, 0] = True; m[2:4, 2:5] = True
+    >>> int(remove_small(m, 2).sum())
+    6
     """
-    import cv2
-
-    u8 = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        u8, 8, cv2.CV_32S, cv2.CCL_BBDT)
-    return n, lab, stats
-
-
-def clear_components(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
-                     ids: np.ndarray) -> None:
-    """Set the pixels of components ``ids`` to False in ``mask`` (in place).
-
-    Visits only the components' bounding boxes when they are small (specks),
-    else looks every pixel's label up once.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    if ids.size == 0:
-        return
-    x, y, w, h = (stats[ids, i].astype(np.int64) for i in range(4))
-    sizes = w * h
-    total = int(sizes.sum())
-    if total > mask.size // 8:
-        drop = np.zeros(stats.shape[0], bool)
-        drop[ids] = True
-        mask &= ~drop[labels]
-        return
-    comp = np.repeat(np.arange(ids.size), sizes)
-    k = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    wc = w[comp]
-    flat = (y[comp] + k // wc) * mask.shape[1] + x[comp] + k % wc
-    flat = flat[labels.ravel()[flat] == ids[comp]]
-    mask.ravel()[flat] = False
+    n, lab, areas = label_areas(mask, connectivity=connectivity)
+    small = areas < min_area
+    small[0] = False
+    if n > 1 and small.any():
+        mask[small[lab]] = False
+    return mask

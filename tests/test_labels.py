@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import poromet.labels
-from poromet.labels import clear_components, label_areas, label_stats
+from poromet.labels import label_areas, remove_small
 
 
 def _reference(mask, connectivity):
@@ -41,18 +41,17 @@ def test_label_areas_more_than_65535_labels():
     assert n == 90001 and lab.dtype == np.int32 and areas[1:].max() == 1
 
 
-def test_clear_components_both_routes():
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_remove_small_clears_exactly_the_small_components(connectivity):
     rng = np.random.default_rng(3)
     m = rng.random((80, 80)) < 0.3
-    n, lab, stats = label_stats(m)
-    n0, lab0, stats0 = _reference(m, 8)
-    assert n == n0 and _same_partition(lab, lab0)
-    for limit in (2, 4, 50):                  # few specks (boxes) ... most components (lookup)
-        ids = np.flatnonzero(stats[1:, 4] < limit) + 1
-        want = m & ~np.isin(lab, ids)
-        got = m.copy()
-        clear_components(got, lab, stats, ids)
+    n0, lab0, stats0 = _reference(m, connectivity)
+    for limit in (1, 2, 4, 50):
+        ids = np.flatnonzero(stats0[1:, 4] < limit) + 1
+        want = m & ~np.isin(lab0, ids)
+        got = remove_small(m.copy(), limit, connectivity=connectivity)
         assert np.array_equal(got, want)
+        assert limit == 1 or np.count_nonzero(got) < np.count_nonzero(m)
 
 
 def test_doctests():
