@@ -610,10 +610,27 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
     if gb.size == 0:
         return np.ones(n, bool)
     ref = bright[lb]
-    steep = float(np.median(gb[ref])) if np.count_nonzero(ref) >= 16 else float(np.median(gb))
+    steep = _median(gb[ref]) if np.count_nonzero(ref) >= 16 else _median(gb)
     sums = np.bincount(lb.ravel(), weights=gb.ravel(), minlength=n)
     cnt = np.bincount(lb.ravel(), minlength=n)
     return sums < ratio * steep * np.maximum(cnt, 1)
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without NaN, overwriting it (NumPy's own
+    median imports ``numpy.ma`` on first use: 20-30 ms in every process).
+
+    >>> v = np.array([3, 1, 4, 1, 5, 9], np.float32)
+    >>> _median(v.copy()) == float(np.median(v)), _median(v[:5].copy()) == float(np.median(v[:5]))
+    (True, True)
+    """
+    n = a.size
+    h = n // 2
+    if n % 2:
+        a.partition(h)
+        return float(a[h])
+    a.partition([h - 1, h])
+    return float(np.mean(a[h - 1:h + 1]))
 
 
 def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -253,6 +252,7 @@ def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None =
             yield process_field(t, pipeline, out_dir, roi=roi, render=render, save_masks=save_masks)
         return
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from .measure import error_result
