@@ -535,11 +535,7 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     if n <= 2:
         return pores
     n_region = np.count_nonzero(region)
-    # per-patch gray sums over row blocks (label 0, the voids, included)
-    sums = np.zeros(n)
-    for y in range(0, lab.shape[0], 256):
-        sums += np.bincount(lab[y:y + 256].ravel(), weights=img[y:y + 256].ravel(),
-                            minlength=n)
+    sums, others = _patch_sums(lab, cnt, img, nonvoid)
     mean = sums / np.maximum(cnt, 1)
     dark = mean < level
     dark[0] = False
@@ -553,12 +549,49 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
             soft = _soft_bordered(pores, region, lab, n, img, gradient, edge_ratio,
                                   bright=~dark)
             fill &= soft | (dark & (cnt <= 2))
+    fill[0] = False
     if not fill.any():
         return pores
-    fill[0] = False
     out = np.array(pores, dtype=bool)
-    out |= fill[lab]
+    if others is None:
+        out |= fill[lab]
+    else:
+        idx, lab_o, big = others
+        out.ravel()[idx[fill[lab_o]]] = True
+        if fill[big]:
+            out |= lab == big
     return out
+
+
+def _patch_sums(lab: np.ndarray, cnt: np.ndarray, img: np.ndarray, nonvoid: np.ndarray):
+    """Per-label sums of ``img`` over the non-void patches, and
+    ``(flat indices, labels, big)`` of the pixels outside the largest patch
+    ``big`` (None when no patch holds most of the non-void pixels).
+
+    The largest patch is usually the solid matrix, most of the field: its
+    sum is the region's total minus the others', so only the small patches'
+    pixels are visited (a weighted ``bincount`` of every pixel cost 10 ms of
+    a 1280x960 field).
+    """
+    import cv2
+
+    n = cnt.size
+    big = int(np.argmax(cnt[1:])) + 1
+    n_nonvoid = int(cnt[1:].sum())
+    if 2 * cnt[big] < n_nonvoid or img.dtype != np.float32 or img.size >= 2 ** 31:
+        sums = np.zeros(n)
+        for y in range(0, lab.shape[0], 256):
+            sums += np.bincount(lab[y:y + 256].ravel(), weights=img[y:y + 256].ravel(),
+                                minlength=n)
+        return sums, None
+    small = lab != 0
+    small &= lab != big
+    idx = np.flatnonzero(small)
+    lab_o = lab.ravel()[idx]
+    sums = np.bincount(lab_o, weights=np.ravel(img)[idx], minlength=n)
+    total = cv2.mean(np.ascontiguousarray(img), np.ascontiguousarray(nonvoid).view(np.uint8))[0]
+    sums[big] = total * n_nonvoid - sums.sum()
+    return sums, (idx, lab_o, big)
 
 
 def gradient_magnitude(img: np.ndarray, *, dtype=np.float32, rows: int | None = None) -> np.ndarray:
@@ -606,7 +639,9 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
     border = cv2.dilate(pores.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     border &= region
     border &= ~pores
-    gb, lb = g[border], lab[border]
+    idx = np.flatnonzero(border)      # then take(): 4x a boolean index of a full field
+    gb, lb = np.ravel(g).take(idx), lab.ravel().take(idx)
+    del idx
     if gb.size == 0:
         return np.ones(n, bool)
     ref = bright[lb]

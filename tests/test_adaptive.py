@@ -113,6 +113,46 @@ def test_fill_dark_floors_is_monotone():
     assert dark < t < solid
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fill_dark_floors_small_patch_route_matches_every_pixel_route(seed):
+    # the float32 route visits only the patches other than the largest one
+    # (its sum by difference); float64 input takes the weighted bincount of
+    # every pixel: the same decisions, also when the largest patch itself is
+    # dark enough to fill (seeds 3-5: a dark, mostly-void field)
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((120, 150)).astype(np.float32), (0, 0), 2) * 255
+    if seed >= 3:
+        img *= 0.6
+    pores = img < np.percentile(img, 45 if seed < 3 else 70)
+    region = np.ones(img.shape, bool)
+    region[:, :7] = False
+    kw = dict(level=120.0, soft_level=135.0)
+    got = fill_dark_floors(pores, img, region, **kw)
+    want = fill_dark_floors(pores, img.astype(np.float64), region, **kw)
+    assert np.array_equal(got, want)
+    assert (got >= pores).all()
+    assert seed < 3 or got.sum() > pores.sum()              # something was filled
+
+
+def test_fill_dark_floors_fills_a_largest_patch_that_is_a_floor():
+    # a mostly-void field whose largest non-void patch is a soft mid-gray
+    # floor (36 % of the field) next to small sharp solid grains: the floor
+    # is filled by both routes (the small-patch route adds it apart)
+    img = np.full((150, 150), 10, np.float32)
+    floor = np.zeros(img.shape, bool)
+    floor[30:120, 30:120] = True
+    d = cv2.distanceTransform(floor.astype(np.uint8), cv2.DIST_L2, 3)
+    img[floor] = 10 + 100 * np.clip(d[floor] / 8, 0, 1)
+    for y, x in [(5, 5), (5, 130), (130, 5), (135, 135), (5, 70)]:
+        img[y:y + 8, x:x + 8] = 220
+    pores = img < 60
+    region = np.ones(img.shape, bool)
+    kw = dict(level=120.0, soft_level=135.0)
+    got = fill_dark_floors(pores, img, region, **kw)
+    assert got[75, 75] and not got[8, 8]
+    assert np.array_equal(got, fill_dark_floors(pores, img.astype(np.float64), region, **kw))
+
+
 def _floor_pore(H=200, W=240, *, floor=0.6, ramp_px=6.0, box=(40, 40, 140, 160)):
     """Solid 0.7 with one large pore whose bottom rises from dark walls to ``floor``."""
     sig = np.full((H, W), 0.7, np.float32)
