@@ -152,14 +152,39 @@ def measure(images, roi, as_json, pipeline, pixel_size, threshold, trim, info_ba
 
 # -- batch ---------------------------------------------------------------------
 
-def run_info(command: str, **extra) -> dict:
-    import cv2
-    import numpy
-    import tifffile
-    from importlib.metadata import version
+#: The distributions that can provide ``cv2``, in the order we look for them.
+_OPENCV_DISTS = ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
+                 "opencv-contrib-python")
 
-    # scikit-image's version from its metadata: the measuring chain does
-    # not import it, and importing it only for this cost ~15 ms a run
+
+def _package_versions() -> dict:
+    """Versions of the packages behind a result, from their metadata.
+
+    Nothing is imported for it: in a ``-jN`` batch the main process never
+    loads OpenCV or scikit-image (their imports were 0.1-0.2 s of its
+    start-up, while the workers wait for tasks).  OpenCV's is given as
+    ``cv2.__version__`` spells it (its wheels add a build number).
+    """
+    import numpy
+    from importlib.metadata import PackageNotFoundError, version
+
+    def meta(*names):
+        for name in names:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                pass
+        return None
+
+    opencv = meta(*_OPENCV_DISTS)
+    if opencv is None:                     # a build from source: ask the module
+        import cv2
+        opencv = cv2.__version__
+    return {"numpy": numpy.__version__, "scikit-image": meta("scikit-image"),
+            "opencv": ".".join(opencv.split(".")[:3]), "tifffile": meta("tifffile")}
+
+
+def run_info(command: str, **extra) -> dict:
     return {
         "poromet_version": __version__,
         "command": command,
@@ -168,8 +193,7 @@ def run_info(command: str, **extra) -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "packages": {"numpy": numpy.__version__, "scikit-image": version("scikit-image"),
-                     "opencv": cv2.__version__, "tifffile": tifffile.__version__},
+        "packages": _package_versions(),
         **extra,
     }
 

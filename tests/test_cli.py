@@ -208,3 +208,24 @@ def test_batch_roi_is_a_fallback_and_sidecars_win(tmp_path):
     rows = {Path(r["path"]).name: r for r in read_rows(out / "fields.csv")}
     assert int(rows["A_f01.tif"]["region_pixels"]) == f.rect[2] * f.rect[3]
     assert int(rows["A_f02.tif"]["region_pixels"]) == 1200
+
+
+def test_run_info_gives_the_versions_without_importing_opencv():
+    # a -jN batch's main process never needs OpenCV; its version comes from
+    # the metadata and is spelled as cv2.__version__
+    import subprocess
+    import sys
+
+    import cv2
+    import skimage
+
+    code = ("import json, sys; from poromet.cli import run_info; "
+            "print(json.dumps(run_info('x')['packages'])); "
+            "print('cv2' in sys.modules, 'skimage' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    packages = json.loads(out[0])
+    assert packages["opencv"] == cv2.__version__
+    assert packages["scikit-image"] == skimage.__version__
+    assert packages["tifffile"] == tifffile.__version__ and packages["numpy"] == np.__version__
+    assert out[1] == "False False"
