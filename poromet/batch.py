@@ -154,9 +154,18 @@ def discover(input_dir: str | Path, *, exclude: Iterable[str | Path] = ()) -> tu
 
 # -- executing ----------------------------------------------------------------
 
+#: BLAS/OpenMP thread counts; read once, when NumPy's BLAS loads.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def pin_threads() -> None:
-    """Pin OpenCV and BLAS to one thread (each worker process is one core)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Pin OpenCV and BLAS to one thread (each worker process is one core).
+
+    OpenCV's count is set now; BLAS reads its variables when NumPy loads
+    it, so for workers they are set before their forkserver starts
+    (:func:`start_worker_server`); here they reach only later children.
+    """
+    for var in _THREAD_VARS:
         os.environ[var] = "1"
     try:
         import cv2
@@ -229,7 +238,18 @@ def start_worker_server() -> None:
     from multiprocessing import forkserver
 
     mp.get_context("forkserver").set_forkserver_preload(_WORKER_MODULES)
-    forkserver.ensure_running()
+    # the server imports NumPy (its BLAS) from the preload: one thread each
+    # from the start (the workers inherit the server's environment)
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+    try:
+        forkserver.ensure_running()
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
 
 
 def _worker_init() -> None:

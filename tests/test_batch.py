@@ -79,3 +79,29 @@ def test_duplicate_numbers_fall_back_to_name_order(tmp_path):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(PorometError, match="not a folder"):
         discover(tmp_path / "nope")
+
+
+def _blas_threads_var(_):
+    import os
+
+    return os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+@pytest.mark.skipif(__import__("os").name == "nt", reason="forkserver is POSIX only")
+def test_workers_start_with_one_blas_thread_and_the_caller_keeps_its_environment(monkeypatch):
+    # BLAS reads its thread count when NumPy loads it, which the forkserver
+    # does while preloading: the variable must be set before it starts
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import forkserver
+
+    from poromet.batch import start_worker_server
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
+        pytest.skip("a forkserver of this test run is already running")
+    start_worker_server()
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("forkserver")) as ex:
+        assert ex.submit(_blas_threads_var, 0).result() == "1"
