@@ -105,3 +105,17 @@ def test_workers_start_with_one_blas_thread_and_the_caller_keeps_its_environment
     assert "OPENBLAS_NUM_THREADS" not in os.environ
     with ProcessPoolExecutor(1, mp_context=mp.get_context("forkserver")) as ex:
         assert ex.submit(_blas_threads_var, 0).result() == "1"
+
+
+def test_pin_threads_pins_blas_in_this_process():
+    # NumPy has loaded BLAS long before: the environment alone is too late
+    import subprocess
+    import sys
+
+    code = ("import numpy, threadpoolctl; from poromet.batch import pin_threads; pin_threads(); "
+            "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() "
+            "if i['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ,
+                                          "OPENBLAS_NUM_THREADS": "4"}).stdout
+    assert out.strip() == "[1]"
