@@ -442,3 +442,40 @@ def test_deep_boundary_is_dropped_when_the_opposite_side_holds_the_stack():
     assert not any(_deep(s, (f.image.shape[0] - f.info_bar_px, f.image.shape[1])) for s in stacks)
     err, iou = _truth_trim(64011, width=1024, height=768, stack="bottom")
     assert iou > 0.9 and abs(err) < 1.0
+
+
+# stack-free fields of batch_truth sets whose cover changes its pore density
+# sharply: the step was cut as a stack (99991 S06_f09 -9.3 pp, S08_f06
+# -6.0 pp, 27182 S08_f05 -9.6 pp, trimming alone, before layered-band
+# evidence was required)
+_DENSITY_STEPS = [
+    (1867966731, dict(porosity=0.153013505192533, bit_depth=8, info_bar=105,
+                      pixel_size_um=0.09430431381546166)),
+    (1543356835, dict(porosity=0.36435093474256786, bit_depth=8, info_bar=0,
+                      pixel_size_um=0.07834726552070578)),
+    (973473323, dict(porosity=0.1637007803705287, bit_depth=8, info_bar=119,
+                     pixel_size_um=0.1424960117017498)),
+]
+
+
+@pytest.mark.parametrize("seed,kw", _DENSITY_STEPS)
+def test_pore_density_step_is_not_a_stack(seed, kw):
+    synth = pytest.importorskip("poromet.synth")
+    f = synth.generate_field(seed, width=1024, height=768, stack=False, **kw)
+    assert find_stack(f.image, info_bar_px=f.info_bar_px) == []
+    err, iou = _truth_trim(seed, width=1024, height=768, stack=False, **kw)
+    assert iou == 1.0 and err == 0.0
+
+
+@pytest.mark.parametrize("seed,kw", [
+    # stacks whose outer layer is a smooth, nearly pore-free layer with
+    # hardly any oriented texture and only a moderate step (statistic 5-6):
+    # their evidence of layers is the smooth layer itself
+    (1700583285, dict(porosity=0.13220920573405592, bit_depth=16, info_bar=104,
+                      pixel_size_um=0.06226697955229905)),
+    (1668773016, dict(porosity=0.3846463541690597, bit_depth=8, info_bar=0,
+                      pixel_size_um=0.0829409578608725)),
+])
+def test_smooth_outer_layer_is_evidence_of_a_stack(seed, kw):
+    err, iou = _truth_trim(seed, width=1024, height=768, stack=True, **kw)
+    assert iou > 0.9 and abs(err) < 1.5

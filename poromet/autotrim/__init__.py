@@ -73,6 +73,12 @@ the texture statistic but exactly one side holds such a band on most
 strips, that band is cut (``StackSide.cue == 'orientation'``; confidence
 0.5-0.8).
 
+A step alone is no stack: a cover whose pore density changes sharply shows
+one as well.  A band is cut only with **evidence of layers**
+(:mod:`poromet.autotrim.evidence`): texture inside it oriented along the
+side beyond the exterior's, smooth (pore- and grain-free, uniform along
+the side) layers, or an interface statistic of ``_EVIDENCE_T``.
+
 A field in which no side shows a stack keeps the whole area above the info
 bar.  ``Region.confidence`` says how clear the decision was (how far the
 statistics are from the acceptance level, and whether another side shows

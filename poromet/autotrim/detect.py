@@ -16,6 +16,7 @@ from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .confidence import _confidence
+from .evidence import _layered
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _steps,
@@ -331,6 +332,11 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
            if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     tmax = {side: t for t, side, _, _ in cand}
+    # a step alone is no stack (a pore-density change of the cover shows
+    # one): the band must show layers (oriented texture, smooth layers) or
+    # a very clear interface
+    out = [st for st in out
+           if _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge)]
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
         # side (the one with the weaker strongest change) is kept only when

@@ -1,0 +1,103 @@
+"""Layered-band evidence: is a band found against a side a stack of layers?
+
+A texture step alone does not make a stack: a homogeneous cover whose pore
+density changes sharply (a pore cluster's edge) shows one as well.  A
+laminated stack shows, besides the step, structure of its own inside the
+band, which a denser (or sparser) part of the same ceramic does not:
+
+* **oriented texture**: the layers, and the pores drawn out in them, run
+  along the side, so the structure-tensor anisotropy inside the band exceeds
+  that of the exterior next to it (:func:`_band_orientation`);
+* **smooth layers**: current collectors, resin and dense electrolyte layers
+  are uniform along the side and nearly free of pores and grain texture:
+  at some depths of the band the coarse variation along the side and the
+  gradient energy along it fall well below the exterior's, at a grey level
+  above the exterior's pore level (:func:`_smooth_depth`);
+* a **very clear interface** (statistic ``_EVIDENCE_T``), far above what
+  a pore-density change of one material gives.
+
+:func:`_layered` asks for one of these before a band is cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._params import (_EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD, _SMOOTH_MIN,
+                      _WL, _WR)
+from .profiles import _orient
+
+
+def _line_boundary(st, T: int, k: int) -> np.ndarray:
+    """Boundary of a StackSide per line of the working image (working px)."""
+    b = np.asarray(st.boundary, np.float64)
+    return np.interp((np.arange(T) + 0.5) / T, (np.arange(len(b)) + 0.5) / len(b), b) / k
+
+
+def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
+    """Median orientation excess inside the band over the exterior beside it.
+
+    The anisotropy ``(J_ss - J_tt) / (J_ss + J_tt)`` (gradients across the
+    side against those along it) is taken over the band (from ``min_depth``
+    to a few px short of the boundary) minus its median over the exterior
+    next to the boundary (a quarter of the side deep).
+    """
+    Jxx, Jyy = J
+    js, jt = (Jxx, Jyy) if st.side in ("left", "right") else (Jyy, Jxx)
+    js, jt = _orient(js, st.side), _orient(jt, st.side)
+    an = (js - jt) / (js + jt + 1e-6)
+    T, S = an.shape
+    bl = _line_boundary(st, T, k)[:, None]
+    s = np.arange(S)[None, :]
+    band = (s >= min_depth) & (s < bl - 3)
+    ext = (s > bl + 3) & (s < bl + 3 + 0.25 * S)
+    if not band.any() or not ext.any():
+        return 0.0
+    return float(np.median(an[band]) - np.median(an[ext]))
+
+
+def _smooth_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
+    """Depth (working px, median over strips) of smooth layers in the band.
+
+    ``X``: the side's texture profiles (:func:`~poromet.autotrim.profiles._profiles`,
+    all strips, whole side).  Per strip, the exterior is the window of
+    ``_WR`` beyond the boundary; a depth of the band belongs to a smooth
+    layer when its coarse variation along the side is below
+    ``_SMOOTH_COARSE`` and its gradient energy along the side below
+    ``_SMOOTH_GRAD`` times the exterior's, and its median grey level is above
+    the exterior's lower quantile (a large pore is smooth as well, but dark).
+    """
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    L = len(st.boundary)
+    edges = np.linspace(0, L, n + 1).round().astype(int)
+    depth = []
+    for j in range(n):
+        b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)
+        ext = slice(min(b + wl, S - 2), min(b + wl + wr, S))
+        band = slice(min_depth, max(min_depth, b - wl))
+        if band.stop <= band.start:
+            depth.append(0.0)
+            continue
+        q15 = float(np.median(X[0, j, ext]))
+        coarse = float(np.median(X[-4, j, ext]))
+        grad = float(np.median(X[-3, j, ext]))
+        smooth = ((X[-4, j, band] <= _SMOOTH_COARSE * coarse)
+                  & (X[-3, j, band] <= _SMOOTH_GRAD * grad) & (X[1, j, band] > q15))
+        depth.append(float(np.count_nonzero(smooth)))
+    return float(np.median(depth))
+
+
+def _layered(small, J, X, st, k: int, t_side: float, *, min_depth: int) -> bool:
+    """The band of ``st`` shows evidence of layers (see the module docstring).
+
+    ``X``: the side's texture profiles; ``t_side``: the strongest interface
+    statistic found on the side.
+    """
+    if t_side >= _EVIDENCE_T:
+        return True
+    if _band_orientation(J, st, k, min_depth=min_depth) >= _EVIDENCE_ORI:
+        return True
+    across = X.shape[2]
+    return _smooth_depth(X, st, k, min_depth=min_depth) >= _SMOOTH_MIN * across
