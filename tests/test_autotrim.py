@@ -479,3 +479,18 @@ def test_pore_density_step_is_not_a_stack(seed, kw):
 def test_smooth_outer_layer_is_evidence_of_a_stack(seed, kw):
     err, iou = _truth_trim(seed, width=1024, height=768, stack=True, **kw)
     assert iou > 0.9 and abs(err) < 1.5
+
+
+def test_weak_stack_with_a_collector_is_found():
+    """A wavy stack (active, collector, active) whose interfaces all stayed
+    below acceptance (statistic 3.6) and whose pores are drawn out along the
+    side like the cover's: it was missed (99991 S09_f02, trimming alone
+    -2.6 pp).  Its bright dense collector is evidence enough to take the
+    weaker interface."""
+    kw = dict(width=1024, height=768, porosity=0.27491553331967833, bit_depth=16, stack=True,
+              info_bar=116, pixel_size_um=0.14134149194345277)
+    synth = pytest.importorskip("poromet.synth")
+    f = synth.generate_field(1204964751, **kw)
+    assert [s.side for s in find_stack(f.image, info_bar_px=f.info_bar_px)] == [f.stack_side]
+    err, iou = _truth_trim(1204964751, **kw)
+    assert iou > 0.9 and abs(err) < 1.0

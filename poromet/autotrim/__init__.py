@@ -77,7 +77,11 @@ A step alone is no stack: a cover whose pore density changes sharply shows
 one as well.  A band is cut only with **evidence of layers**
 (:mod:`poromet.autotrim.evidence`): texture inside it oriented along the
 side beyond the exterior's, smooth (pore- and grain-free, uniform along
-the side) layers, or an interface statistic of ``_EVIDENCE_T``.
+the side) layers, or an interface statistic of ``_EVIDENCE_T``.  Conversely, when no side
+passes at all, the strongest side's weaker outermost interface (at least
+``_OUTER_T``) is taken when the band up to it holds a current collector, a
+bright dense layer whose whole grey-level distribution lies above the
+exterior's solid (:func:`~poromet.autotrim.evidence._collector`).
 
 A field in which no side shows a stack keeps the whole area above the info
 bar.  ``Region.confidence`` says how clear the decision was (how far the

@@ -16,7 +16,7 @@ from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .confidence import _confidence
-from .evidence import _layered
+from .evidence import _collector, _layered
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _steps,
@@ -325,6 +325,24 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
+    if not out and cand:
+        # a weak outer interface is still taken when the band up to it holds
+        # a current collector (a bright dense layer): the clearest evidence
+        # of a stack, whose own interfaces a wave may have smeared
+        t0, side, X, ori = max(cand, key=lambda c: c[0])
+        S = prof[side].shape[2]
+        res = None
+        if t0 >= _OUTER_T:
+            res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
+                                       accept=t0 - 1e-6, across=S)
+        if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
+            tol = max(2, int(round(_WAVE_TOL * S)))
+            cap = int(np.max(ori[0])) + tol if ori is not None else None
+            st = _refined_side(small, X, J, side, res, ori, a.shape, k,
+                               max_depth=int(max_depth * S), min_depth=edge, tol=tol, cap=cap,
+                               accept=t0 - 1e-6, across=S)
+            if _collector(prof[side], st, k, min_depth=edge):
+                out.append(st)
     # a boundary beyond the middle is the stack's seen from the exterior's
     # edge: dropped when the opposite side holds the stack already, else
     # moved there

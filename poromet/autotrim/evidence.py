@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import (_EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD, _SMOOTH_MIN,
+from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD, _SMOOTH_MIN,
                       _WL, _WR)
 from .profiles import _orient
 
@@ -87,6 +87,34 @@ def _smooth_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
                   & (X[-3, j, band] <= _SMOOTH_GRAD * grad) & (X[1, j, band] > q15))
         depth.append(float(np.count_nonzero(smooth)))
     return float(np.median(depth))
+
+
+def _bright_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
+    """Depth (working px, median over strips) of a bright dense layer in the band.
+
+    A current collector is denser and brighter than any ceramic: at its
+    depths a strip's lower grey-level quantile lies above the upper quantile
+    of the exterior beside the boundary (the whole distribution above the
+    exterior's solid).
+    """
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    L = len(st.boundary)
+    edges = np.linspace(0, L, n + 1).round().astype(int)
+    depth = []
+    for j in range(n):
+        b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)
+        ext = slice(min(b + wl, S - 2), min(b + wl + wr, S))
+        band = slice(min_depth, max(min_depth, b - wl))
+        q85 = float(np.median(X[2, j, ext]))
+        depth.append(float(np.count_nonzero(X[0, j, band] > q85)))
+    return float(np.median(depth))
+
+
+def _collector(X: np.ndarray, st, k: int, *, min_depth: int) -> bool:
+    """The band of ``st`` holds a bright dense layer (:func:`_bright_depth`)."""
+    return _bright_depth(X, st, k, min_depth=min_depth) >= _BRIGHT_MIN * X.shape[2]
 
 
 def _layered(small, J, X, st, k: int, t_side: float, *, min_depth: int) -> bool:
