@@ -68,7 +68,9 @@ texture starting at the edge (:func:`_layered_band`; its end is where the
 excess falls to half the band's own level) is used three ways: a weaker
 texture change lying beyond it is not taken as the outermost interface (a
 pore-density gradient of the cover), a texture boundary well inside it is
-moved out to its end (an inner interface was found), and when no side passes
+moved out to its end when the zone between is itself oriented like a layer
+(an inner interface was found; the cover's drawn-out pores, denser next to
+the stack, are not), and when no side passes
 the texture statistic but exactly one side holds such a band on most
 strips, that band is cut (``StackSide.cue == 'orientation'``; confidence
 0.5-0.8).

@@ -34,26 +34,45 @@ def _line_boundary(st, T: int, k: int) -> np.ndarray:
     return np.interp((np.arange(T) + 0.5) / T, (np.arange(len(b)) + 0.5) / len(b), b) / k
 
 
-def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
-    """Median orientation excess inside the band over the exterior beside it.
-
-    The anisotropy ``(J_ss - J_tt) / (J_ss + J_tt)`` (gradients across the
-    side against those along it) is taken over the band (from ``min_depth``
-    to a few px short of the boundary) minus its median over the exterior
-    next to the boundary (a quarter of the side deep).
-    """
+def _anisotropy(J, side: str) -> np.ndarray:
+    """Structure-tensor anisotropy ``(J_ss - J_tt) / (J_ss + J_tt)`` oriented to a side (T, S)."""
     Jxx, Jyy = J
-    js, jt = (Jxx, Jyy) if st.side in ("left", "right") else (Jyy, Jxx)
-    js, jt = _orient(js, st.side), _orient(jt, st.side)
-    an = (js - jt) / (js + jt + 1e-6)
+    js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
+    js, jt = _orient(js, side), _orient(jt, side)
+    return (js - jt) / (js + jt + 1e-6)
+
+
+def _per_line(v, T: int) -> np.ndarray:
+    """A depth given per strip (or per line) interpolated to the T lines of a side."""
+    v = np.asarray(v, np.float64)
+    return np.interp((np.arange(T) + 0.5) / T, (np.arange(len(v)) + 0.5) / len(v), v)
+
+
+def _zone_orientation(J, side: str, inner, outer) -> float:
+    """Orientation excess of the zone between two depths over the exterior beyond it.
+
+    ``inner``, ``outer``: depths (working px) per strip or per line; the
+    zone is ``inner + 3 <= s < outer - 3`` (``inner`` may be a scalar), the
+    exterior ``outer + 3 < s < outer + 3 + S / 4``.  Returns the median
+    anisotropy (gradients across the side against those along it) of the
+    zone minus that of the exterior (0 when either is empty).
+    """
+    an = _anisotropy(J, side)
     T, S = an.shape
-    bl = _line_boundary(st, T, k)[:, None]
+    lo = _per_line(np.atleast_1d(np.asarray(inner, np.float64)), T)[:, None]
+    hi = _per_line(outer, T)[:, None]
     s = np.arange(S)[None, :]
-    band = (s >= min_depth) & (s < bl - 3)
-    ext = (s > bl + 3) & (s < bl + 3 + 0.25 * S)
-    if not band.any() or not ext.any():
+    zone = (s >= lo + 3) & (s < hi - 3)
+    ext = (s > hi + 3) & (s < hi + 3 + 0.25 * S)
+    if not zone.any() or not ext.any():
         return 0.0
-    return float(np.median(an[band]) - np.median(an[ext]))
+    return float(np.median(an[zone]) - np.median(an[ext]))
+
+
+def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
+    """Orientation excess of the band of ``st`` (from ``min_depth``) over the exterior beside it."""
+    T = J[0].shape[0] if st.side in ("left", "right") else J[0].shape[1]
+    return _zone_orientation(J, st.side, float(min_depth) - 3.0, _line_boundary(st, T, k))
 
 
 def _smooth_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
