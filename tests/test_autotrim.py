@@ -507,3 +507,14 @@ def test_oriented_pores_of_the_cover_do_not_extend_the_cut():
               info_bar=48, pixel_size_um=0.12065569646020669)
     err, iou = _truth_trim(829841726, **kw)
     assert iou > 0.9 and abs(err) < 2.0
+
+
+def test_weak_stack_whose_strips_disagree_a_little_is_found_by_its_collector():
+    """autotrim_accuracy seed 789000, field 789015: a stack on top
+    (electrolyte, active, collector, active) against a very porous cover,
+    statistic 4.3 (below acceptance, the bottom side 3.6 close behind) and
+    a step consistency of 0.88 along the side: missed (IoU 0.66, trimming
+    alone -10.5 pp).  With a collector in the band, an interface that agrees
+    along the side as well as an accepted one must is taken."""
+    err, iou = _truth_trim(789015, width=1024, height=768, stack="top")
+    assert iou > 0.9 and abs(err) < 1.5

@@ -45,4 +45,4 @@ _EVIDENCE_ORI = 0.15    # orientation excess of a band over the exterior beside 
 _SMOOTH_COARSE = 0.5    # a smooth layer: coarse variation along the side below this x the exterior's
 _SMOOTH_GRAD = 0.6      # ... and gradient energy along the side below this x the exterior's
 _SMOOTH_MIN = 0.012     # ... over at least this depth (fraction of the across size)
-_BRIGHT_MIN = 0.012     # thinnest bright dense layer (collector) taken as evidence (fraction across)
+_BRIGHT_MIN = 0.03      # depth of bright dense layers (a collector) taken as evidence (fraction across)

@@ -341,7 +341,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         if t0 >= _OUTER_T:
             res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
                                        accept=t0 - 1e-6, across=S)
-        if res is not None and res[2] >= _OUTER_COVER and res[3] >= _OUTER_CONS:
+        if res is not None and res[2] >= _ACCEPT_COVER and res[3] >= _CONSISTENT:
             tol = max(2, int(round(_WAVE_TOL * S)))
             cap = int(np.max(ori[0])) + tol if ori is not None else None
             st = _refined_side(small, X, J, side, res, ori, a.shape, k,
