@@ -16,22 +16,21 @@ band, which a denser (or sparser) part of the same ceramic does not:
 * a **very clear interface** (statistic ``_EVIDENCE_T``), far above what
   a pore-density change of one material gives.
 
-:func:`_layered` asks for one of these before a band is cut.
+:func:`_layered` asks for one of these before a band is cut.  Two more
+uses: when no side passes the texture statistic, a weaker interface is
+taken if its band holds a **current collector**, a bright dense layer
+(:func:`_collector`); and a band of oriented texture is followed beyond a
+clear texture boundary only where the zone between is itself oriented like
+a layer (:func:`_zone_orientation`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD, _SMOOTH_MIN,
-                      _WL, _WR)
+from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD,
+                      _SMOOTH_MIN, _WL, _WR)
 from .profiles import _orient
-
-
-def _line_boundary(st, T: int, k: int) -> np.ndarray:
-    """Boundary of a StackSide per line of the working image (working px)."""
-    b = np.asarray(st.boundary, np.float64)
-    return np.interp((np.arange(T) + 0.5) / T, (np.arange(len(b)) + 0.5) / len(b), b) / k
 
 
 def _anisotropy(J, side: str) -> np.ndarray:
@@ -67,6 +66,11 @@ def _zone_orientation(J, side: str, inner, outer) -> float:
     if not zone.any() or not ext.any():
         return 0.0
     return float(np.median(an[zone]) - np.median(an[ext]))
+
+
+def _line_boundary(st, T: int, k: int) -> np.ndarray:
+    """Boundary of a StackSide per line of the working image (working px)."""
+    return _per_line(st.boundary, T) / k
 
 
 def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
