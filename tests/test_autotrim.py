@@ -518,3 +518,14 @@ def test_weak_stack_whose_strips_disagree_a_little_is_found_by_its_collector():
     along the side as well as an accepted one must is taken."""
     err, iou = _truth_trim(789015, width=1024, height=768, stack="top")
     assert iou > 0.9 and abs(err) < 1.5
+
+
+def test_stack_against_a_cover_with_pores_drawn_out_along_it_keeps_its_evidence():
+    """batch_truth 3005 S09_f03: a dark stack on the left (statistic 5.2)
+    against a cover whose own pores are drawn out along the same side, so the
+    band's orientation excess over the cover is only 0.14; with the evidence
+    level at 0.15 the stack was dropped (trimming alone -5.2 pp)."""
+    kw = dict(width=1024, height=768, porosity=0.37166285660210713, bit_depth=8, stack=True,
+              info_bar=97, pixel_size_um=0.13364800499890514)
+    err, iou = _truth_trim(847226476, **kw)
+    assert iou > 0.9 and abs(err) < 1.0
