@@ -68,10 +68,22 @@ texture starting at the edge (:func:`_layered_band`; its end is where the
 excess falls to half the band's own level) is used three ways: a weaker
 texture change lying beyond it is not taken as the outermost interface (a
 pore-density gradient of the cover), a texture boundary well inside it is
-moved out to its end (an inner interface was found), and when no side passes
+moved out to its end when the zone between is itself oriented like a layer
+(an inner interface was found; the cover's drawn-out pores, denser next to
+the stack, are not), and when no side passes
 the texture statistic but exactly one side holds such a band on most
 strips, that band is cut (``StackSide.cue == 'orientation'``; confidence
 0.5-0.8).
+
+A step alone is no stack: a cover whose pore density changes sharply shows
+one as well.  A band is cut only with **evidence of layers**
+(:mod:`poromet.autotrim.evidence`): texture inside it oriented along the
+side beyond the exterior's, smooth (pore- and grain-free, uniform along
+the side) layers, or an interface statistic of ``_EVIDENCE_T``.  Conversely, when no side
+passes at all, the strongest side's weaker outermost interface (at least
+``_OUTER_T``) is taken when the band up to it holds a current collector, a
+bright dense layer whose whole grey-level distribution lies above the
+exterior's solid (:func:`~poromet.autotrim.evidence._collector`).
 
 A field in which no side shows a stack keeps the whole area above the info
 bar.  ``Region.confidence`` says how clear the decision was (how far the

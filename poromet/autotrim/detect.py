@@ -12,10 +12,11 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
-                      _ORI_COVER, _OUTER_CONS, _OUTER_COVER, _OUTER_T, _RETRACK,
+                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T, _RETRACK,
                       _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _STREAK_ROWS,
                       _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .confidence import _confidence
+from .evidence import _collector, _layered, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _steps,
@@ -198,14 +199,17 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
 
 def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth: int,
                   min_depth: int, tol: int, cap, accept: float = _ACCEPT_T,
-                  across: int | None = None) -> StackSide:
+                  across: int | None = None, zone_check: bool = True) -> StackSide:
     """The StackSide of an accepted texture boundary ``res``, refined.
 
     The side is straightened along the interface (:func:`_straightened`);
     when the straightened view confirms a stack its boundary (per line) is
     used, else the original per-strip one.  When the layered band ``ori``
     goes on well beyond the texture boundary an inner interface was found:
-    the deeper of the two is cut (``cue='both'``).
+    the deeper of the two is cut (``cue='both'``), provided the zone between
+    them is itself oriented like a layer (``_ORI_LAYERED`` over the exterior
+    beyond it; ``zone_check=False``: the band is trusted, the texture
+    boundary being weaker than acceptance).
     """
     strt = _straightened(small, X, J, side, res, max_depth=max_depth, min_depth=min_depth,
                          tol=tol, cap=cap, accept=accept, across=across,
@@ -215,8 +219,11 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
         res, ori2, ori2_ok = strt
         ori = ori2 if ori2_ok else None
         env = int((shape[0] if side in ("left", "right") else shape[1]) / _TRACK_ENVELOPE)
-    if ori is not None and np.median(ori[0]) > np.median(res[0]) + 2 * tol:
-        # the layered band goes on beyond the texture step: an inner
+    if (ori is not None and np.median(ori[0]) > np.median(res[0]) + 2 * tol
+            and (not zone_check or _zone_orientation(J, side, res[0], ori[0]) >= _ORI_LAYERED)):
+        # the layered band goes on beyond the texture step, and the zone
+        # beyond the step is itself oriented like a layer (not merely the
+        # cover's drawn-out pores, denser next to the stack): an inner
         # interface was found; cut at the deeper of the two per strip
         res = (_deeper(res[0], ori[0]),) + tuple(res[1:])
         return _stack_side(res, side, shape, k, cue="both", envelope=env)
@@ -324,6 +331,24 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
+    if not out and cand:
+        # a weak outer interface is still taken when the band up to it holds
+        # a current collector (a bright dense layer): the clearest evidence
+        # of a stack, whose own interfaces a wave may have smeared
+        t0, side, X, ori = max(cand, key=lambda c: c[0])
+        S = prof[side].shape[2]
+        res = None
+        if t0 >= _OUTER_T:
+            res, _, _ = _side_boundary(X, max_depth=int(max_depth * S), min_depth=edge,
+                                       accept=t0 - 1e-6, across=S)
+        if res is not None and res[2] >= _ACCEPT_COVER and res[3] >= _CONSISTENT:
+            tol = max(2, int(round(_WAVE_TOL * S)))
+            cap = int(np.max(ori[0])) + tol if ori is not None else None
+            st = _refined_side(small, X, J, side, res, ori, a.shape, k,
+                               max_depth=int(max_depth * S), min_depth=edge, tol=tol, cap=cap,
+                               accept=t0 - 1e-6, across=S, zone_check=False)
+            if _collector(prof[side], st, k, min_depth=edge):
+                out.append(st)
     # a boundary beyond the middle is the stack's seen from the exterior's
     # edge: dropped when the opposite side holds the stack already, else
     # moved there
@@ -331,6 +356,11 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
            if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     tmax = {side: t for t, side, _, _ in cand}
+    # a step alone is no stack (a pore-density change of the cover shows
+    # one): the band must show layers (oriented texture, smooth layers) or
+    # a very clear interface
+    out = [st for st in out
+           if _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge)]
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
         # side (the one with the weaker strongest change) is kept only when
