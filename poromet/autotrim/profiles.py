@@ -38,7 +38,7 @@ def _vertical_median(a: np.ndarray, size: int) -> np.ndarray:
 
     >>> a = np.array([[3.], [9.], [1.], [7.], [5.]], np.float32)
     >>> _vertical_median(a, 3).ravel().tolist()
-    [3.0, 3.0, 7.0, 5.0, 7.0]
+    [3.0, 3.0, 7.0, 5.0, 5.0]
     """
     r = size // 2
     H = a.shape[0]
