@@ -79,6 +79,20 @@ def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
     return _zone_orientation(J, st.side, float(min_depth) - 3.0, _line_boundary(st, T, k))
 
 
+def _strip_windows(X: np.ndarray, st, k: int, *, min_depth: int):
+    """Per strip ``j`` of the side's profiles ``X``: ``(j, band, exterior)``
+    depth slices (working px): the band from ``min_depth`` to ``_WL`` short of
+    the strip's boundary, and the ``_WR`` window of exterior beyond it."""
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * S)))
+    wr = max(8, int(round(_WR * S)))
+    edges = np.linspace(0, len(st.boundary), n + 1).round().astype(int)
+    for j in range(n):
+        b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)
+        yield (j, slice(min_depth, max(min_depth, b - wl)),
+               slice(min(b + wl, S - 2), min(b + wl + wr, S)))
+
+
 def _smooth_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
     """Depth (working px, median over strips) of smooth layers in the band.
 
@@ -90,16 +104,8 @@ def _smooth_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
     ``_SMOOTH_GRAD`` times the exterior's, and its median grey level is above
     the exterior's lower quantile (a large pore is smooth as well, but dark).
     """
-    F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
-    L = len(st.boundary)
-    edges = np.linspace(0, L, n + 1).round().astype(int)
     depth = []
-    for j in range(n):
-        b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)
-        ext = slice(min(b + wl, S - 2), min(b + wl + wr, S))
-        band = slice(min_depth, max(min_depth, b - wl))
+    for j, band, ext in _strip_windows(X, st, k, min_depth=min_depth):
         if band.stop <= band.start:
             depth.append(0.0)
             continue
@@ -120,16 +126,8 @@ def _bright_depth(X: np.ndarray, st, k: int, *, min_depth: int) -> float:
     of the exterior beside the boundary (the whole distribution above the
     exterior's solid).
     """
-    F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
-    L = len(st.boundary)
-    edges = np.linspace(0, L, n + 1).round().astype(int)
     depth = []
-    for j in range(n):
-        b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)
-        ext = slice(min(b + wl, S - 2), min(b + wl + wr, S))
-        band = slice(min_depth, max(min_depth, b - wl))
+    for j, band, ext in _strip_windows(X, st, k, min_depth=min_depth):
         q85 = float(np.median(X[2, j, ext]))
         depth.append(float(np.count_nonzero(X[0, j, band] > q85)))
     return float(np.median(depth))
