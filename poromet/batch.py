@@ -232,10 +232,7 @@ def process_field(task: FieldTask, pipeline: Pipeline, out_dir: str | None = Non
 #: What a worker needs before its first field (preloaded by the forkserver).
 _WORKER_MODULES = ["poromet.batch", "poromet.measure", "poromet.binarize", "poromet.adaptive",
                    "poromet.preprocess", "poromet.io", "poromet.calibrate", "poromet.roi",
-                   "poromet.infobar", "poromet.report.overlay", "poromet.labels",
-                   "poromet.histq", "poromet.autotrim",
-                   # what the chain imports lazily (OpenCV alone ~40 ms a worker)
-                   "cv2", "tifffile", "PIL.Image", "threadpoolctl"]
+                   "poromet.infobar", "poromet.report.overlay"]
 
 
 def start_worker_server() -> None:
