@@ -646,8 +646,8 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
         return np.ones(n, bool)
     ref = bright[lb]
     steep = _median(gb[ref]) if np.count_nonzero(ref) >= 16 else _median(gb)
-    sums = np.bincount(lb.ravel(), weights=gb.ravel(), minlength=n)
-    cnt = np.bincount(lb.ravel(), minlength=n)
+    sums = np.bincount(lb, weights=gb, minlength=n)
+    cnt = np.bincount(lb, minlength=n)
     return sums < ratio * steep * np.maximum(cnt, 1)
 
 
@@ -681,9 +681,8 @@ def tangential_curvature(img: np.ndarray, *, scale: float = 1.0,
     ``R`` and slope ``g`` it is ``g / R``).
 
     Computed in strips of ``rows`` rows (see :func:`_strips`; no full-size
-    temporaries); the
-    result times ``scale`` is added to ``add_to`` in place when given (and
-    ``add_to`` returned), else returned as a new array.  ``gradient_out``
+    temporaries); the result times ``scale`` is added to ``add_to`` in place
+    when given (and ``add_to`` returned), else returned as a new array.  ``gradient_out``
     (an array of the image's shape) receives :func:`gradient_magnitude`
     on the way, from the same first derivatives.
 
