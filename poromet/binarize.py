@@ -46,6 +46,7 @@ __all__ = [
     "segment",
     "binarize",
     "cleanup_pores",
+    "cleaned_count",
     "region_histogram",
     "imagej_histogram",
     "binarize_ij_default",
@@ -324,6 +325,30 @@ def cleanup_pores(pores: np.ndarray, region: np.ndarray, *, min_area_px: int = 0
     return pores
 
 
+def cleaned_count(raw: np.ndarray, region: np.ndarray, *, min_area_px: int = 0,
+                  fill_holes: bool = False, plus: np.ndarray | None = None) -> int:
+    """``count_nonzero(cleanup_pores(raw, region, ...) | plus)``: the pixel
+    count the porosity band needs, without the cleaned mask when only specks
+    are removed (:func:`poromet.labels.count_kept`).
+
+    ``raw`` must lie inside ``region`` (as :func:`binarize` makes it).
+
+    Examples
+    --------
+    >>> p = np.zeros((6, 6), bool); p[0, 0] = True; p[2:5, 2:5] = True
+    >>> cleaned_count(p, np.ones_like(p), min_area_px=2)
+    9
+    """
+    if fill_holes or not (min_area_px and min_area_px > 1):
+        q = cleanup_pores(raw, region, min_area_px=min_area_px, fill_holes=fill_holes)
+        if plus is not None:
+            q |= plus
+        return int(np.count_nonzero(q))
+    from .labels import count_kept
+
+    return count_kept(raw, min_area_px, plus=plus)
+
+
 @dataclass(frozen=True, eq=False)
 class Segmentation:
     """The binarized field.
@@ -421,8 +446,11 @@ def segment(clean: np.ndarray, region: np.ndarray, *, threshold, cleanup,
     p = np.count_nonzero(pores) / n_region
     band = float(threshold.band)
     if band > 0:
-        p_lo = np.count_nonzero(run(t - band)) / n_region
-        p_hi = np.count_nonzero(run(t + band)) / n_region
+        def shifted(level: float) -> float:
+            return cleaned_count(binarize(clean, region, level), region, min_area_px=area,
+                                 fill_holes=fill) / n_region
+
+        p_lo, p_hi = shifted(t - band), shifted(t + band)
     else:
         p_lo = p_hi = p
     return Segmentation(pores=pores, threshold=t, porosity_low=float(min(p_lo, p)),
@@ -486,10 +514,8 @@ def _segment_local(clean, region, hist, *, threshold, cleanup, pixel_size_um,
         # one-pixel change in the ring around it).  Both ends stay ordered:
         # the clean-up is monotone and the floors are added to both.
         def shifted(delta: float) -> float:
-            q = run(delta)
-            if floors is not None:
-                q |= floors
-            return np.count_nonzero(q) / n_region
+            return cleaned_count((T > np.float32(-delta)) & region, region, min_area_px=area,
+                                 fill_holes=bool(cleanup.fill_holes), plus=floors) / n_region
 
         p_lo, p_hi = shifted(-band), shifted(band)
     else:

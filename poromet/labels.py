@@ -6,7 +6,9 @@ them give the same components and the same areas in a third of the time:
 
 * :func:`label_areas` - labels only (16-bit when they fit), areas from a
   histogram of the labels;
-* :func:`remove_small` - speck removal on top of it.
+* :func:`remove_small` - speck removal on top of it;
+* :func:`count_kept` - the number of pixels speck removal keeps, without
+  making the cleaned mask (the porosity band needs only counts).
 
 Label *numbers* may differ between algorithms; callers only use them to
 group pixels, never their order.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_areas", "remove_small"]
+__all__ = ["label_areas", "remove_small", "count_kept"]
 
 
 def label_areas(mask: np.ndarray, *, connectivity: int = 8):
@@ -70,5 +72,35 @@ def remove_small(mask: np.ndarray, min_area: int, *, connectivity: int = 8) -> n
     small = areas < min_area
     small[0] = False
     if n > 1 and small.any():
-        mask[small[lab]] = False
+        # mask & ~small[lab], in one pass (a boolean-index assignment scans
+        # the index mask again; take() gathers 2x faster than indexing)
+        np.greater(mask, small.take(lab), out=mask)
     return mask
+
+
+def count_kept(mask: np.ndarray, min_area: int, *, plus: np.ndarray | None = None,
+               connectivity: int = 8) -> int:
+    """``count_nonzero(remove_small(mask.copy(), min_area) | plus)``, from
+    the label areas alone.
+
+    The kept pixels are the areas of the components with ``min_area``
+    pixels or more; of ``plus`` (a sparse mask: only its pixels' labels are
+    looked up) the pixels outside those components are added.  No cleaned
+    mask is made, which saves the lookup of every pixel's label.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 6), bool); m[0, 0] = True; m[2:4, 2:5] = True
+    >>> p = np.zeros_like(m); p[0, 0] = p[2, 2] = p[4, 5] = True
+    >>> count_kept(m, 2), count_kept(m, 2, plus=p)
+    (6, 8)
+    """
+    n, lab, areas = label_areas(mask, connectivity=connectivity)
+    kept = areas >= min_area
+    kept[0] = False
+    total = int(areas[kept].sum())
+    if plus is not None:
+        idx = np.flatnonzero(plus)
+        if idx.size:
+            total += int(np.count_nonzero(~kept[lab.ravel().take(idx)]))
+    return total

@@ -212,3 +212,19 @@ def test_binarize_ij_default_16bit_maps_back():
     assert upper == np.floor(lo + t / 255 * (hi - lo))
     assert pores.sum() == ((img16 <= upper) & region).sum()
     assert 0.2 < pores.sum() / region.sum() < 0.3
+
+
+@pytest.mark.parametrize("fill_holes", [False, True])
+@pytest.mark.parametrize("min_area", [0, 1, 4])
+def test_cleaned_count_is_the_cleanup_count(fill_holes, min_area):
+    """The band's shortcut (counts from label areas) counts what the
+    clean-up keeps, with and without hole filling and extra floor pixels."""
+    rng = np.random.default_rng(min_area)
+    region = np.zeros((60, 80), bool)
+    region[5:55, 3:70] = True
+    raw = (rng.random(region.shape) < 0.35) & region
+    plus = (rng.random(region.shape) < 0.03) & region
+    q = B.cleanup_pores(raw, region, min_area_px=min_area, fill_holes=fill_holes)
+    assert B.cleaned_count(raw, region, min_area_px=min_area, fill_holes=fill_holes) == q.sum()
+    assert (B.cleaned_count(raw, region, min_area_px=min_area, fill_holes=fill_holes, plus=plus)
+            == (q | plus).sum())

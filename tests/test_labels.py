@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import poromet.labels
-from poromet.labels import label_areas, remove_small
+from poromet.labels import count_kept, label_areas, remove_small
 
 
 def _reference(mask, connectivity):
@@ -52,6 +52,22 @@ def test_remove_small_clears_exactly_the_small_components(connectivity):
         got = remove_small(m.copy(), limit, connectivity=connectivity)
         assert np.array_equal(got, want)
         assert limit == 1 or np.count_nonzero(got) < np.count_nonzero(m)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_count_kept_is_the_cleaned_masks_count(connectivity):
+    """The band's counts, from areas alone, equal counting the cleaned mask
+    (with extra pixels inside, outside and across the kept components)."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        m = rng.random((90, 70)) < rng.uniform(0.1, 0.5)
+        plus = rng.random(m.shape) < 0.05
+        for limit in (2, 3, 9):
+            cleaned = remove_small(m.copy(), limit, connectivity=connectivity)
+            assert count_kept(m, limit, connectivity=connectivity) == np.count_nonzero(cleaned)
+            assert (count_kept(m, limit, plus=plus, connectivity=connectivity)
+                    == np.count_nonzero(cleaned | plus))
+    assert count_kept(np.zeros((5, 5), bool), 3, plus=np.zeros((5, 5), bool)) == 0
 
 
 def test_doctests():
