@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 from poromet.autotrim.profiles import _vertical_median
 
 
-@pytest.mark.parametrize("shape", [(1, 5), (4, 7), (9, 4), (64, 33)])
+@pytest.mark.parametrize("shape", [(1, 5), (4, 7), (9, 4), (64, 33), (300, 200), (50, 4100)])
 @pytest.mark.parametrize("size", [1, 3, 9, 11])
 def test_vertical_median_equals_scipy_median_filter(shape, size):
     rng = np.random.default_rng(size * 100 + shape[0])

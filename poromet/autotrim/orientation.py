@@ -10,7 +10,7 @@ import numpy as np
 
 from ._params import (_N_STRIPS, _ORI_END, _ORI_GAP, _ORI_GRAD, _ORI_INT, _ORI_LAYERED,
                       _ORI_MIN, _WAVE_TOL)
-from .profiles import _orient
+from .profiles import _orient, _strip_medians
 from .straighten import _shift_lines
 
 
@@ -57,7 +57,7 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
         return None
     e = an - float(np.median(far))
     edges = np.linspace(0, T, n_strips + 1).round().astype(int)
-    ej = np.stack([np.median(e[edges[j]:edges[j + 1]], axis=0) for j in range(n_strips)])
+    ej = _strip_medians(e, edges)
     E = np.median(ej, axis=0)
     lo = max(min_depth, 1)
     gap = max(2, int(round(_ORI_GAP * S)))

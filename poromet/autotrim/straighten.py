@@ -25,6 +25,29 @@ def _shift_lines(o: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.take_along_axis(o, idx, axis=1)
 
 
+def _best_paths(score: np.ndarray, jump: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic programming over (n, m) scores, moving at most ``jump``
+    between rows: ``(back, acc)``, ``back[j, i]`` the best predecessor of
+    ``i`` in row ``j - 1`` (the lowest one among equals), ``acc`` the
+    accumulated scores of the last row.
+
+    The ``2 jump + 1`` predecessors of every position are windows of one
+    padded row (a view), and ``argmax`` takes the first of equal scores.
+    """
+    n, m = score.shape
+    pad = np.full(m + 2 * jump, -np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(pad, m)     # (2 jump + 1, m)
+    pos = np.arange(m)
+    acc = score[0].copy()
+    back = np.zeros((n, m), np.int64)
+    for j in range(1, n):
+        pad[jump:jump + m] = acc
+        k = np.argmax(windows, axis=0)
+        back[j] = pos + k - jump
+        acc = windows[k, pos] + score[j]
+    return back, acc
+
+
 def _track(o: np.ndarray, u: np.ndarray, b: int, *, wl: int, wr: int, tol: int) -> np.ndarray:
     """Course of the interface found at depth ``b``, per line along the side (working px).
 
@@ -44,23 +67,7 @@ def _track(o: np.ndarray, u: np.ndarray, b: int, *, wl: int, wr: int, tol: int) 
     if a1 - a0 < 2:
         return np.full(T, float(b))
     score = np.tensordot(w, np.nan_to_num(D[:, :, a0:a1 + 1]), axes=(0, 0))   # (n, m)
-    m = score.shape[1]
-    jump = _TRACK_JUMP
-    acc = score[0].copy()
-    back = np.zeros((n, m), np.int64)
-    pos = np.arange(m)
-    for j in range(1, n):
-        best = np.full(m, -np.inf)
-        arg = np.zeros(m, np.int64)
-        for dj in range(-jump, jump + 1):
-            src = pos + dj
-            ok = (src >= 0) & (src < m)
-            cand = np.where(ok, acc[np.clip(src, 0, m - 1)], -np.inf)
-            better = cand > best
-            best = np.where(better, cand, best)
-            arg = np.where(better, np.clip(src, 0, m - 1), arg)
-        acc = best + score[j]
-        back[j] = arg
+    back, acc = _best_paths(score, _TRACK_JUMP)
     path = np.empty(n, np.int64)
     path[-1] = int(np.argmax(acc))
     for j in range(n - 1, 0, -1):
