@@ -28,10 +28,11 @@ NBINS = 256
 def _histogram_cv2(v: np.ndarray, region) -> np.ndarray | None:
     """OpenCV histogram, same bins as the NumPy path (None when not applicable).
 
-    ``cv2.calcHist`` bins a float ``x`` as ``floor(x * 1 + 0.5)`` in double
-    precision, exactly the NumPy path's ``floor(x + 0.5)``; the region is
-    applied by :func:`poromet.histq.masked_hist` (no copy of the region's
-    pixels).  Counts are float32 in OpenCV, exact below 2**24 pixels.
+    Float values are binned as the NumPy path's ``floor(x + 0.5)`` by
+    :func:`_rounded_u8`, and the uint8 bins are counted in ``region`` by
+    :func:`poromet.histq.masked_hist` (OpenCV's masked 8-bit histogram, no
+    copy of the region's pixels).  Counts are float32 in OpenCV, exact below
+    2**24 pixels.
     """
     import cv2
 
@@ -43,8 +44,29 @@ def _histogram_cv2(v: np.ndarray, region) -> np.ndarray | None:
             return None
     from .histq import masked_hist
 
-    lo, hi = (0, 256) if v.dtype == np.uint8 else (-0.5, 255.5)
-    return masked_hist(v, region, NBINS, lo, hi)
+    if v.dtype == np.float32:
+        v = _rounded_u8(v)
+    return masked_hist(v, region, NBINS, 0, 256)
+
+
+def _rounded_u8(v: np.ndarray) -> np.ndarray:
+    """``floor(v + 0.5)`` (in double precision) as uint8, for float32 ``v``
+    in [-0.5, 255.5): the bin of every pixel, so that the histogram is one
+    of 8-bit data (OpenCV's fast masked path; a float histogram of a
+    1280x960 field took 8 ms, this 3 ms).
+
+    ``v + 0.5`` in float32 is the exact sum rounded, and rounding can change
+    the floor only by rounding up onto an integer, so only the pixels whose
+    float32 sum is an integer are checked in double precision.
+    """
+    y = v + np.float32(0.5)
+    b = y.astype(np.uint8)                       # truncation: the floor, y >= 0
+    cand = np.flatnonzero(y == b)
+    if cand.size:
+        exact = v.ravel()[cand].astype(np.float64) + 0.5
+        low = exact < y.ravel()[cand]
+        b.ravel()[cand[low]] -= 1
+    return b
 
 
 def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:

@@ -228,3 +228,19 @@ def test_cleaned_count_is_the_cleanup_count(fill_holes, min_area):
     assert B.cleaned_count(raw, region, min_area_px=min_area, fill_holes=fill_holes) == q.sum()
     assert (B.cleaned_count(raw, region, min_area_px=min_area, fill_holes=fill_holes, plus=plus)
             == (q | plus).sum())
+
+
+def test_float_histogram_bins_like_numpy_at_rounding_edges():
+    """float32 values a hair below, at and above k + 0.5, and below 0.5 (where
+    the float32 sum v + 0.5 rounds): the same bins as floor(v + 0.5) in double."""
+    rng = np.random.default_rng(5)
+    k = rng.integers(0, 256, 20000).astype(np.float32)
+    half = k - np.float32(0.5)
+    v = np.concatenate([np.nextafter(half, np.float32(-1)), half, np.nextafter(half, np.float32(300)),
+                        np.float32(0.5) - rng.uniform(0, 1e-6, 20000).astype(np.float32),
+                        rng.uniform(-0.5, 255.5, 20000).astype(np.float32)])
+    v = v[(v >= -0.5) & (v < 255.5)]
+    v = v[: v.size // 100 * 100].reshape(-1, 100)
+    region = rng.random(v.shape) < 0.7
+    want = np.bincount(np.floor(v[region].astype(np.float64) + 0.5).astype(np.intp), minlength=256)
+    assert np.array_equal(B.region_histogram(v, region), want)
