@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,12 +236,33 @@ _WORKER_MODULES = ["poromet.batch", "poromet.measure", "poromet.binarize", "poro
                    "poromet.infobar", "poromet.report.overlay"]
 
 
+def worker_start_method() -> str:
+    """How :func:`run_fields` starts its workers.
+
+    * ``'fork'`` on Linux: a worker is a copy of this process, started at
+      once, with NumPy and the package already imported (the copy is made
+      before the pool starts any thread);
+    * ``'spawn'`` on Windows (the only one there);
+    * ``'forkserver'`` elsewhere (macOS: its system libraries are not safe
+      to fork), preloaded with the measuring chain.
+
+    A forkserver had been the Linux choice too, but its server starts after
+    the caller's own imports and imports NumPy and the chain again before it
+    forks the first worker: ~0.4 s before the first field, on the critical
+    path of every ``-jN`` run.
+    """
+    if os.name == "nt":
+        return "spawn"
+    return "fork" if sys.platform.startswith("linux") else "forkserver"
+
+
 def start_worker_server() -> None:
     """Start the workers' forkserver now (it preloads the measuring chain),
     so that its imports run beside the caller's own start-up instead of
-    after it; :func:`run_fields` then forks its workers from it.  No-op on
-    Windows (spawn)."""
-    if os.name == "nt":
+    after it; :func:`run_fields` then forks its workers from it.  No-op
+    where the workers are not started by a forkserver
+    (:func:`worker_start_method`)."""
+    if worker_start_method() != "forkserver":
         return
     import multiprocessing as mp
     from multiprocessing import forkserver
@@ -285,49 +307,64 @@ def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None =
 
     from .measure import error_result
 
-    ctx = mp.get_context("spawn") if os.name == "nt" else mp.get_context("forkserver")
+    ctx = mp.get_context(worker_start_method())
     if ctx.get_start_method() == "forkserver":
         # the server imports the measuring chain once and every worker is
         # forked from it ready to measure: with ~0.15 s per field, each
         # worker's own imports (~0.5 s) had become a tenth of a 2-worker run
         start_worker_server()          # (already running when the CLI started it)
     queue = list(reversed(tasks))          # pop() from the end keeps the order
+    # When a worker dies (out of memory, killed, a crash in a library), any
+    # task in flight may have killed it.  Those tasks are run again one at a
+    # time, so that a death names its task: a task whose worker dies three
+    # times becomes an error row, and every other task gives its result.
+    suspects: list = []
+    alone: set = set()                     # paths of suspects run alone
     tries: dict[str, int] = {}
-    crashed: list = []
-    while queue:
+    while queue or suspects:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_worker_init) as pool:
             pending: dict = {}
             broken = False
-            while (queue or pending) and not broken:
-                while queue and len(pending) < 4 * workers:
-                    t = queue.pop()
+            while (queue or suspects or pending) and not broken:
+                isolate = bool(suspects) or any(t.path in alone for t in pending.values())
+                while (queue or suspects) and len(pending) < (1 if isolate else 4 * workers):
+                    t = suspects.pop() if suspects else queue.pop()
                     fut = pool.submit(process_field, t, pipeline, out_dir, roi=roi,
                                       render=render, save_masks=save_masks)
                     pending[fut] = t
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for f in finished:
+                    if f.exception() is not None and isinstance(f.exception(), BrokenProcessPool):
+                        broken = True
+                        continue                 # stays pending: judged below
                     t = pending.pop(f)
+                    alone.discard(t.path)
                     try:
                         yield f.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        crashed.append(t)
                     except Exception as exc:
                         yield error_result(t.path, f"{t.path}: internal error ({exc})", pipeline,
                                            sample=t.sample, field=t.field)
-            if broken:
-                # A worker died (out of memory, killed): retry what was in flight
-                # in a fresh pool; a task in flight at three deaths is an error.
-                for t in crashed + list(pending.values()):
+            if not broken:
+                continue
+            # the futures a dead pool did not finish: its victims
+            lost = [t for f, t in pending.items()
+                    if f.cancelled() or not f.done() or f.exception() is not None]
+            for f, t in pending.items():
+                if t not in lost:
+                    alone.discard(t.path)
+                    yield f.result()             # finished before the pool broke
+            for t in lost:
+                if len(lost) == 1:               # nothing else ran: it died with its worker
                     tries[t.path] = tries.get(t.path, 0) + 1
                     if tries[t.path] > 2:
+                        alone.discard(t.path)
                         yield error_result(t.path, f"{t.path}: the worker process died while "
                                            "measuring this image (out of memory?)", pipeline,
                                            sample=t.sample, field=t.field)
-                    else:
-                        queue.append(t)
-                crashed.clear()
+                        continue
+                alone.add(t.path)
+                suspects.append(t)
 
 
 def task_for_path(input_dir: str | Path, path: str | Path) -> FieldTask | None:

@@ -96,8 +96,11 @@ def test_workers_start_with_one_blas_thread_and_the_caller_keeps_its_environment
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import forkserver
 
+    import poromet.batch
     from poromet.batch import start_worker_server
 
+    # the method of macOS (Linux forks its workers straight from the caller)
+    monkeypatch.setattr(poromet.batch, "worker_start_method", lambda: "forkserver")
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
         pytest.skip("a forkserver of this test run is already running")
@@ -119,3 +122,46 @@ def test_pin_threads_pins_blas_in_this_process():
                          check=True, env={**__import__("os").environ,
                                           "OPENBLAS_NUM_THREADS": "4"}).stdout
     assert out.strip() == "[1]"
+
+
+def _dies_on_f02(task, *args, **kwargs):
+    import os
+    import time
+
+    from poromet.records import FieldResult
+
+    if task.path.endswith("f02.tif"):
+        os._exit(3)                       # the worker dies, as when it is killed
+    time.sleep(0.1)                       # the others are in flight when it dies
+    return FieldResult(path=task.path, sample=task.sample, field=task.field, status="ok",
+                       porosity=0.1)
+
+
+@pytest.mark.skipif(__import__("poromet.batch").batch.worker_start_method() != "fork",
+                    reason="the replaced measuring function reaches the workers by fork only")
+def test_a_dying_worker_loses_and_doubles_nothing(monkeypatch):
+    """Workers die on one field (three tries, then an error row); every other
+    field gives exactly one result, whatever was in flight with it."""
+    import poromet.batch as batch
+    from poromet.batch import FieldTask, run_fields
+    from poromet.pipeline import Pipeline
+
+    monkeypatch.setattr(batch, "process_field", _dies_on_f02)
+    tasks = [FieldTask(f"/nowhere/S01_f{i:02d}.tif", "S01", i) for i in range(1, 13)]
+    results = list(run_fields(tasks, Pipeline(), None, workers=2, render=False))
+    paths = sorted(r.path for r in results)
+    assert paths == sorted(t.path for t in tasks)                 # each once
+    bad = [r for r in results if r.status == "error"]
+    assert [r.path for r in bad] == ["/nowhere/S01_f02.tif"]
+    assert "worker process died" in bad[0].message
+
+
+def test_start_method():
+    import os
+    import sys
+
+    from poromet.batch import worker_start_method
+
+    want = ("spawn" if os.name == "nt" else
+            "fork" if sys.platform.startswith("linux") else "forkserver")
+    assert worker_start_method() == want
