@@ -239,21 +239,29 @@ _WORKER_MODULES = ["poromet.batch", "poromet.measure", "poromet.binarize", "poro
 def worker_start_method() -> str:
     """How :func:`run_fields` starts its workers.
 
-    * ``'fork'`` on Linux: a worker is a copy of this process, started at
-      once, with NumPy and the package already imported (the copy is made
-      before the pool starts any thread);
-    * ``'spawn'`` on Windows (the only one there);
-    * ``'forkserver'`` elsewhere (macOS: its system libraries are not safe
-      to fork), preloaded with the measuring chain.
+    * ``'fork'`` on Linux when this process is still plain (no thread of
+      its own besides the main one, OpenCV not loaded, as in ``poromet
+      batch``): a worker is a copy of it, started at once, with NumPy and
+      the package already imported (the pool forks all its workers before
+      it starts its own thread);
+    * ``'forkserver'`` otherwise on POSIX (OpenCV's thread pool and other
+      threads do not survive a fork: a forked worker can hang; macOS's
+      system libraries are not safe to fork), preloaded with the chain;
+    * ``'spawn'`` on Windows (the only one there).
 
-    A forkserver had been the Linux choice too, but its server starts after
-    the caller's own imports and imports NumPy and the chain again before it
-    forks the first worker: ~0.4 s before the first field, on the critical
-    path of every ``-jN`` run.
+    The forkserver had been the Linux choice too, but its server starts
+    after the caller's own imports and imports NumPy and the chain again
+    before it forks the first worker: ~0.4 s before the first field, on the
+    critical path of every ``poromet batch -jN`` run.
     """
+    import threading
+
     if os.name == "nt":
         return "spawn"
-    return "fork" if sys.platform.startswith("linux") else "forkserver"
+    if (sys.platform.startswith("linux") and "cv2" not in sys.modules
+            and threading.active_count() == 1):
+        return "fork"
+    return "forkserver"
 
 
 def start_worker_server() -> None:

@@ -124,44 +124,60 @@ def test_pin_threads_pins_blas_in_this_process():
     assert out.strip() == "[1]"
 
 
-def _dies_on_f02(task, *args, **kwargs):
-    import os
-    import time
+_DYING_WORKER = """
+import json, os, sys, time
+import poromet.batch as batch
+from poromet.batch import FieldTask, run_fields, worker_start_method
+from poromet.pipeline import Pipeline
+from poromet.records import FieldResult
 
-    from poromet.records import FieldResult
-
+def dies_on_f02(task, *args, **kwargs):
     if task.path.endswith("f02.tif"):
         os._exit(3)                       # the worker dies, as when it is killed
     time.sleep(0.1)                       # the others are in flight when it dies
-    return FieldResult(path=task.path, sample=task.sample, field=task.field, status="ok",
-                       porosity=0.1)
+    return FieldResult(path=task.path, sample=task.sample, field=task.field, status="ok")
 
-
-@pytest.mark.skipif(__import__("poromet.batch").batch.worker_start_method() != "fork",
-                    reason="the replaced measuring function reaches the workers by fork only")
-def test_a_dying_worker_loses_and_doubles_nothing(monkeypatch):
-    """Workers die on one field (three tries, then an error row); every other
-    field gives exactly one result, whatever was in flight with it."""
-    import poromet.batch as batch
-    from poromet.batch import FieldTask, run_fields
-    from poromet.pipeline import Pipeline
-
-    monkeypatch.setattr(batch, "process_field", _dies_on_f02)
+if __name__ == "__main__":
+    batch.process_field = dies_on_f02     # reaches the workers by fork
     tasks = [FieldTask(f"/nowhere/S01_f{i:02d}.tif", "S01", i) for i in range(1, 13)]
-    results = list(run_fields(tasks, Pipeline(), None, workers=2, render=False))
-    paths = sorted(r.path for r in results)
-    assert paths == sorted(t.path for t in tasks)                 # each once
-    bad = [r for r in results if r.status == "error"]
-    assert [r.path for r in bad] == ["/nowhere/S01_f02.tif"]
-    assert "worker process died" in bad[0].message
+    rows = [(r.path, r.status, r.message)
+            for r in run_fields(tasks, Pipeline(), None, workers=2, render=False)]
+    print(json.dumps({"method": worker_start_method(), "rows": rows}))
+"""
 
 
-def test_start_method():
-    import os
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"),
+                    reason="the replaced measuring function reaches the workers by fork only")
+def test_a_dying_worker_loses_and_doubles_nothing(tmp_path):
+    """A worker dies on one field (three tries, then an error row); every
+    other field gives exactly one result, whatever was in flight with it.
+    Run in a fresh interpreter, as ``poromet batch`` runs (workers forked)."""
+    import json
+    import subprocess
     import sys
 
-    from poromet.batch import worker_start_method
+    script = tmp_path / "dying.py"
+    script.write_text(_DYING_WORKER)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["method"] == "fork"
+    paths = sorted(p for p, _, _ in got["rows"])
+    assert paths == sorted(f"/nowhere/S01_f{i:02d}.tif" for i in range(1, 13))   # each once
+    bad = [(p, m) for p, status, m in got["rows"] if status == "error"]
+    assert [p for p, _ in bad] == ["/nowhere/S01_f02.tif"]
+    assert "worker process died" in bad[0][1]
 
-    want = ("spawn" if os.name == "nt" else
-            "fork" if sys.platform.startswith("linux") else "forkserver")
-    assert worker_start_method() == want
+
+def test_a_process_with_threads_or_opencv_does_not_fork_its_workers():
+    """OpenCV's thread pool (or any thread) does not survive a fork."""
+    import subprocess
+    import sys
+
+    code = ("import threading, poromet.batch as b; m0 = b.worker_start_method(); "
+            "import cv2; m1 = b.worker_start_method(); print(m0, m1)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[1] == ("spawn" if __import__("os").name == "nt" else "forkserver")
+    if sys.platform.startswith("linux"):
+        assert out[0] == "fork"
