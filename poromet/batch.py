@@ -343,7 +343,7 @@ def run_fields(tasks: list[FieldTask], pipeline: Pipeline, out_dir: str | None =
                     pending[fut] = t
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for f in finished:
-                    if f.exception() is not None and isinstance(f.exception(), BrokenProcessPool):
+                    if isinstance(f.exception(), BrokenProcessPool):
                         broken = True
                         continue                 # stays pending: judged below
                     t = pending.pop(f)
