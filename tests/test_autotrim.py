@@ -529,3 +529,30 @@ def test_stack_against_a_cover_with_pores_drawn_out_along_it_keeps_its_evidence(
               info_bar=97, pixel_size_um=0.13364800499890514)
     err, iou = _truth_trim(847226476, **kw)
     assert iou > 0.9 and abs(err) < 1.0
+
+
+def test_oriented_band_without_any_texture_change_is_not_a_stack():
+    """batch_truth 24680 S09_f01: no stack; the left third of the cover has
+    sparse, round pores, the rest dense pores drawn out across that side.
+    The left side's orientation excess over the far part (0.25) came from
+    the far part's opposite orientation, with no texture change at all
+    (statistic 1.7): it was cut 254 px deep on orientation alone (+6.4 pp)."""
+    kw = dict(width=1024, height=768, porosity=0.22766225770752957, bit_depth=16, stack=False,
+              info_bar=108, pixel_size_um=0.10414561287559894)
+    err, iou = _truth_trim(564302125, **kw)
+    assert iou == 1.0 and err == 0.0
+
+
+
+def test_band_beside_an_oriented_cover_keeps_its_level():
+    """batch_truth 24680 S04_f02: a stack on the right (electrolyte, anode,
+    collector; orientation excess 0.4-0.9) against a cover whose pores are
+    drawn out along the same side (excess 0.1-0.25 over the far part).  At
+    half the layered level the band ran on into the cover, its median level
+    fell below the layered level and the band was dropped; no interface
+    passed either: the stack was missed (trimming alone -6.4 pp)."""
+    kw = dict(width=1024, height=768, porosity=0.43953194021052383, bit_depth=8, stack=True,
+              info_bar=82, pixel_size_um=0.09728350716096422)
+    err, iou = _truth_trim(1784288151, **kw)
+    assert iou > 0.9 and abs(err) < 1.0
+

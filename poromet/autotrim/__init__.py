@@ -72,8 +72,13 @@ moved out to its end when the zone between is itself oriented like a layer
 (an inner interface was found; the cover's drawn-out pores, denser next to
 the stack, are not), and when no side passes
 the texture statistic but exactly one side holds such a band on most
-strips, that band is cut (``StackSide.cue == 'orientation'``; confidence
-0.5-0.8).
+strips, and that side shows at least some texture change
+(``_ORI_SUPPORT_T``: a band of other material does; an excess made by the
+far part's own, opposite orientation does not), that band is cut
+(``StackSide.cue == 'orientation'``; confidence 0.5-0.8).  Next to a cover
+whose pores are drawn out along the side as well the band runs on into the
+cover at half the layered level and its level is diluted; it is then
+delimited at the layered level itself (and must show twice that).
 
 A step alone is no stack: a cover whose pore density changes sharply shows
 one as well.  A band is cut only with **evidence of layers**

@@ -36,6 +36,9 @@ _ORI_END = 0.5          # ... the band ends where the excess falls below this sh
 _ORI_GAP = 0.025        # gaps (fraction across) a band may have (e.g. a current collector)
 _ORI_MIN = 0.05         # thinnest layered band taken on orientation alone (fraction across)
 _ORI_COVER = 0.75       # ... and share of strips that must show it
+_ORI_SUPPORT_T = 2.0    # ... and a texture change on its side of at least this statistic
+                        # (sides of homogeneous fields show 2-2.7; true bands cut on
+                        # orientation alone 2.5-4.5: the band is of other material)
 _TRACK_ROWS = 8         # lines per fine strip when an interface is tracked along the side
 _TRACK_JUMP = 2         # ... largest move (working px) of the interface between fine strips
 _TRACK_ENVELOPE = 16    # upper envelope of a tracked boundary over 1/this of the side

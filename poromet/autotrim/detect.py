@@ -12,9 +12,9 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
-                      _ORI_COVER, _ORI_LAYERED, _OUTER_CONS, _OUTER_COVER, _OUTER_T, _RETRACK,
-                      _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T, _STREAK_ROWS,
-                      _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
+                      _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
+                      _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
+                      _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .confidence import _confidence
 from .evidence import _collector, _layered, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
@@ -324,10 +324,15 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                 out.append(_refined_side(small, X, J, side, res, ori, a.shape, k,
                                          max_depth=int(max_depth * S), min_depth=edge,
                                          tol=tol, cap=cap, accept=t0 - 1e-6, across=S))
-    if not out and len(ori_only) == 1:
+    tmax = {side: t for t, side, _, _ in cand}
+    if not out and len(ori_only) == 1 and tmax[ori_only[0][0]] >= _ORI_SUPPORT_T:
         # no texture step passed, but one side holds a band whose texture is
         # oriented along it (layers, pores drawn out along them) and the
-        # other sides do not: the stack, with a wavy or blurred boundary
+        # other sides do not: the stack, with a wavy or blurred boundary.
+        # A band of other material still changes the texture somewhat at
+        # its end; a side with less change than the noise of a homogeneous
+        # field holds no layers (the far part's own, opposite orientation
+        # made the excess)
         side, (dj, level, cover) = ori_only[0]
         out.append(_stack_side((dj, level, cover, 1.0, 1), side, a.shape, k,
                                cue="orientation"))
@@ -355,7 +360,6 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     found = {st.side for st in out}
     out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
            if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
-    tmax = {side: t for t, side, _, _ in cand}
     # a step alone is no stack (a pore-density change of the cover shows
     # one): the band must show layers (oriented texture, smooth layers) or
     # a very clear interface

@@ -76,11 +76,16 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
                     break
         return end
 
-    d = band_end(E)
-    if d - lo < _ORI_MIN * S:
-        return None
-    level = float(np.median(E[lo:d]))
-    if level < _ORI_LAYERED:
+    # the band at half the layered level, its own level at least the
+    # layered one; when the cover beside it is oriented too (pores drawn out
+    # along the side), the band runs on into it and its level is diluted:
+    # then the band at the layered level, its own level at least twice that
+    for start in (_ORI_END * _ORI_LAYERED, _ORI_LAYERED):
+        d = band_end(E, start)
+        level = float(np.median(E[lo:d])) if d - lo >= _ORI_MIN * S else 0.0
+        if level >= start / _ORI_END:
+            break
+    else:
         return None
     # the (blurred) end of the band lies where the excess has fallen to half
     # the band's own level
