@@ -73,9 +73,18 @@ def remove_small(mask: np.ndarray, min_area: int, *, connectivity: int = 8) -> n
     small[0] = False
     if n > 1 and small.any():
         # mask & ~small[lab], in one pass (a boolean-index assignment scans
-        # the index mask again; take() gathers 2x faster than indexing)
-        np.greater(mask, small.take(lab), out=mask)
+        # the index mask again; take() gathers 2x faster than indexing),
+        # in chunks of rows: take() converts its indices to intp, 8 bytes
+        # per pixel (100 MB for a 4096x3072 field at once)
+        rows = max(1, _CHUNK_PIXELS // max(1, lab.shape[-1]))
+        for y in range(0, lab.shape[0], rows):
+            m = mask[y:y + rows]
+            np.greater(m, small.take(lab[y:y + rows]), out=m)
     return mask
+
+
+#: Pixels per chunk of a label lookup (its intp indices stay ~2 MB).
+_CHUNK_PIXELS = 1 << 18
 
 
 def count_kept(mask: np.ndarray, min_area: int, *, plus: np.ndarray | None = None,
