@@ -245,7 +245,8 @@ def _dense_outer(X, st: StackSide, k: int, *, max_depth: int, across: int) -> St
     windows of the same width beyond it), dense (gradient energy below
     ``_DENSE_TEXTURE`` x the exterior's) and its solid phase has another grey
     level (upper quantile differing by ``_DENSE_SOLID``).  The deepest such
-    interface is taken, refined per strip.
+    interface is taken, refined per strip, unless the band would then reach
+    beyond the middle of the field.
     """
     F, n, S = X.shape
     wl = max(3, int(round(_WL * across)))
@@ -278,7 +279,12 @@ def _dense_outer(X, st: StackSide, k: int, *, max_depth: int, across: int) -> St
         new = _stack_side((bj, st.strength, st.coverage, st.consistency, st.interfaces),
                           st.side, None, k, envelope=int(len(st.boundary) / _TRACK_ENVELOPE),
                           length=len(st.boundary))
-        return StackSide(side=st.side, boundary=np.maximum(st.boundary, new.boundary),
+        bnd = np.maximum(st.boundary, new.boundary)
+        if np.median(bnd) > 0.5 * across * k:
+            # the exterior is the wider part of the field: no layer runs
+            # beyond the middle
+            continue
+        return StackSide(side=st.side, boundary=bnd,
                          strength=st.strength, coverage=st.coverage, interfaces=st.interfaces + 1,
                          consistency=st.consistency, cue=st.cue)
     return st
