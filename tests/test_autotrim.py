@@ -556,3 +556,15 @@ def test_band_beside_an_oriented_cover_keeps_its_level():
     err, iou = _truth_trim(1784288151, **kw)
     assert iou > 0.9 and abs(err) < 1.0
 
+
+
+@pytest.mark.parametrize("seed,kw", [
+    # a thick dense outer electrolyte (darker solid, few small pores) whose
+    # weak interface with the porous cover passed no outer-interface test:
+    # only the bright inner layers were cut (-5.5 pp, seed 70707 S01_f02)
+    (2017507471, dict(porosity=0.2578, bit_depth=16, stack=True, info_bar=89,
+                      pixel_size_um=0.0847)),
+])
+def test_dense_outer_layer_is_removed(seed, kw):
+    err, iou = _truth_trim(seed, width=1024, height=768, **kw)
+    assert abs(err) < 2.0 and iou > 0.9

@@ -80,6 +80,17 @@ whose pores are drawn out along the side as well the band runs on into the
 cover at half the layered level and its level is diluted; it is then
 delimited at the layered level itself (and must show twice that).
 
+A **dense outer layer** (an electrolyte: few small pores, its solid of
+another grey level) can end in an interface too weak for the tests above;
+only the inner layers are then cut.  A weaker interface beyond the band
+(``_DENSE_T``) is taken as the outer boundary when the zone between looks
+like a layer of other material, not a sparser patch of the cover: uniform
+along the side (over the strips it varies less than exterior windows of the
+same width, ``_DENSE_UNIFORM``), dense (gradient energy below
+``_DENSE_TEXTURE`` x the exterior's) and with a solid grey level (upper
+quantile) ``_DENSE_SOLID`` away from the exterior's
+(:func:`~poromet.autotrim.detect._dense_outer`).
+
 A step alone is no stack: a cover whose pore density changes sharply shows
 one as well.  A band is cut only with **evidence of layers**
 (:mod:`poromet.autotrim.evidence`): texture inside it oriented along the

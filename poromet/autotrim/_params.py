@@ -49,3 +49,11 @@ _SMOOTH_COARSE = 0.5    # a smooth layer: coarse variation along the side below 
 _SMOOTH_GRAD = 0.6      # ... and gradient energy along the side below this x the exterior's
 _SMOOTH_MIN = 0.012     # ... over at least this depth (fraction of the across size)
 _BRIGHT_MIN = 0.03      # depth of bright dense layers (a collector) taken as evidence (fraction across)
+_DENSE_T = 2.5          # a weak interface beyond the band found, taken as the outer boundary
+                        # when the zone up to it is a layer of other material:
+_DENSE_UNIFORM = 0.5    # ... the zone's features vary along the side (over strips) less than
+                        # this x those of exterior windows of the same width (a layer is
+                        # uniform, a sparse patch of the cover is not)
+_DENSE_TEXTURE = 0.65   # ... its gradient energy is below this x the exterior's (few pores)
+_DENSE_SOLID = 0.08     # ... and its solid grey level (upper quantile) differs from the
+                        # exterior's by this much (grey levels of the 1-99 % range)

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import RoiError
-from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _EXTRA_PX, _MAX_DEPTH,
+from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID, _DENSE_T,
+                      _DENSE_TEXTURE, _DENSE_UNIFORM, _EXTRA_PX, _MAX_DEPTH,
                       _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
                       _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
                       _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
 from .confidence import _confidence
 from .evidence import _collector, _layered, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
-from .profiles import (_as_float, _orient, _profiles, _side_boundary, _side_profiles,
+from .profiles import (_as_float, _orient, _profiles, _refine, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _steps,
                        _working_image)
 from .straighten import _shift_lines, _track
@@ -68,7 +69,7 @@ class StackSide:
 
 
 def _stack_side(res, side: str, shape, k: int, cue: str = "texture",
-                envelope: int | None = None) -> StackSide:
+                envelope: int | None = None, length: int | None = None) -> StackSide:
     """StackSide at full resolution from a per-strip boundary (working px).
 
     The boundary of each full-resolution row/column is interpolated between
@@ -80,7 +81,10 @@ def _stack_side(res, side: str, shape, k: int, cue: str = "texture",
 
     bj, strength, cover, cons, n_if = res
     n = len(bj)
-    L = shape[0] if side in ("left", "right") else shape[1]
+    if length is not None:
+        L = int(length)
+    else:
+        L = shape[0] if side in ("left", "right") else shape[1]
     edges = np.linspace(0, L, n + 1)
     centers = 0.5 * (edges[:-1] + edges[1:])
     far = (np.asarray(bj, np.float64) + 1.0 + _EXTRA_PX) * k
@@ -230,6 +234,62 @@ def _refined_side(small, X, J, side: str, res, ori, shape, k: int, *, max_depth:
     return _stack_side(res, side, shape, k, envelope=env)
 
 
+def _dense_outer(X, st: StackSide, k: int, *, max_depth: int, across: int) -> StackSide:
+    """A dense outer layer left in: move the boundary out to its interface.
+
+    Beyond the band found, a weak interface (statistic ``_DENSE_T``, below
+    the outer-interface tests) is the stack's outer boundary when the zone
+    between the band and it is a layer of other material, not a sparser
+    patch of the cover: the zone is uniform along the side (its features
+    vary over the strips less than ``_DENSE_UNIFORM`` x those of exterior
+    windows of the same width beyond it), dense (gradient energy below
+    ``_DENSE_TEXTURE`` x the exterior's) and its solid phase has another grey
+    level (upper quantile differing by ``_DENSE_SOLID``).  The deepest such
+    interface is taken, refined per strip, unless the band would then reach
+    beyond the middle of the field.
+    """
+    F, n, S = X.shape
+    wl = max(3, int(round(_WL * across)))
+    wr = max(8, int(round(_WR * across)))
+    D = _steps(X, wl, wr)
+    T, t = _side_stat(D)
+    f = st.depth_px / k
+    hi = min(max_depth, S - wr)
+    loc = np.flatnonzero((T[1:-1] >= T[:-2]) & (T[1:-1] >= T[2:]) & (T[1:-1] >= _DENSE_T)) + 1
+    loc = loc[(loc > f + wl) & (loc <= hi)]
+    Xm = np.median(X, axis=1)
+    for c in loc[::-1]:
+        z0, z1 = int(f + 1), int(c - wl)
+        w = z1 - z0
+        e0 = int(c + wl)
+        if w <= 2 or e0 + w > S:
+            continue
+        sdz = X[:, :, z0:z1].mean(axis=2).std(axis=1, ddof=1)
+        sde = np.median([X[:, :, s0:s0 + w].mean(axis=2).std(axis=1, ddof=1)
+                         for s0 in range(e0, S - w + 1, max(1, w // 2))], axis=0)
+        u = sdz[:6] / np.maximum(sde[:6], 1e-6)
+        if float(np.sqrt(np.mean(u * u))) > _DENSE_UNIFORM:
+            continue
+        zone, ext = Xm[:, z0:z1].mean(axis=1), Xm[:, e0:].mean(axis=1)
+        if (zone[3] + zone[4]) > _DENSE_TEXTURE * (ext[3] + ext[4]):
+            continue
+        if abs(float(zone[2] - ext[2])) < _DENSE_SOLID:
+            continue
+        bj, _, _ = _refine(D, t, int(c), lo=wl, hi=S - wr, tol=_WAVE_TOL * across)
+        new = _stack_side((bj, st.strength, st.coverage, st.consistency, st.interfaces),
+                          st.side, None, k, envelope=int(len(st.boundary) / _TRACK_ENVELOPE),
+                          length=len(st.boundary))
+        bnd = np.maximum(st.boundary, new.boundary)
+        if np.median(bnd) > 0.5 * across * k:
+            # the exterior is the wider part of the field: no layer runs
+            # beyond the middle
+            continue
+        return StackSide(side=st.side, boundary=bnd,
+                         strength=st.strength, coverage=st.coverage, interfaces=st.interfaces + 1,
+                         consistency=st.consistency, cue=st.cue)
+    return st
+
+
 _OPPOSITE = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
 
 
@@ -285,6 +345,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         if side not in SIDES:
             raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")
     prof = {side: _side_profiles(small, side) for side in sides}
+    views = {}
     # a very clear band against the opposite edge is not exterior: the
     # profiles of a side end before it, or its layers would enter the
     # exterior window and the shading slope of this side
@@ -296,6 +357,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         q = ends.get(_OPPOSITE[side])
         if q is not None:
             X = X[..., : S - q - max(3, int(round(_WL * S)))]
+        views[side] = X
         tol = max(2, int(round(_WAVE_TOL * S)))
         res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=int(max_depth * S),
                                               min_depth=edge, tol=tol, across=S)
@@ -354,6 +416,9 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                                accept=t0 - 1e-6, across=S, zone_check=False)
             if _collector(prof[side], st, k, min_depth=edge):
                 out.append(st)
+    # a dense outer layer (an electrolyte) the tests above left in
+    out = [_dense_outer(views[st.side], st, k, max_depth=int(max_depth * prof[st.side].shape[2]),
+                        across=prof[st.side].shape[2]) for st in out]
     # a boundary beyond the middle is the stack's seen from the exterior's
     # edge: dropped when the opposite side holds the stack already, else
     # moved there
