@@ -75,7 +75,8 @@ def _stack_side(res, side: str, shape, k: int, cue: str = "texture",
     The boundary of each full-resolution row/column is interpolated between
     strip centres, then the upper envelope over one strip length (or
     ``envelope`` full-resolution px) is taken, plus the localisation
-    uncertainty (the step lies between working pixels).
+    uncertainty (the step lies between working pixels).  ``length``: the
+    side's length in full-resolution px, when ``shape`` is not at hand.
     """
     from scipy.ndimage import maximum_filter1d
 
