@@ -543,7 +543,6 @@ def test_oriented_band_without_any_texture_change_is_not_a_stack():
     assert iou == 1.0 and err == 0.0
 
 
-
 def test_band_beside_an_oriented_cover_keeps_its_level():
     """batch_truth 24680 S04_f02: a stack on the right (electrolyte, anode,
     collector; orientation excess 0.4-0.9) against a cover whose pores are
@@ -555,7 +554,6 @@ def test_band_beside_an_oriented_cover_keeps_its_level():
               info_bar=82, pixel_size_um=0.09728350716096422)
     err, iou = _truth_trim(1784288151, **kw)
     assert iou > 0.9 and abs(err) < 1.0
-
 
 
 @pytest.mark.parametrize("seed,kw", [
