@@ -15,12 +15,12 @@ from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID
                       _DENSE_TEXTURE, _DENSE_UNIFORM, _EXTRA_PX, _MAX_DEPTH,
                       _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
                       _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
-                      _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL, _WL, _WR)
+                      _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
 from .confidence import _confidence
 from .evidence import _collector, _layered, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _refine, _side_boundary, _side_profiles,
-                       _near_band_depth, _pooled_spread, _side_stat, _steps,
+                       _near_band_depth, _pooled_spread, _side_stat, _step_windows, _steps,
                        _working_image)
 from .straighten import _shift_lines, _track
 
@@ -142,8 +142,7 @@ def _straightened(small, X, J, side: str, res, *, max_depth: int, min_depth: int
     """
     F, n, S = X.shape
     A = S if across is None else int(across)
-    wl = max(3, int(round(_WL * A)))
-    wr = max(8, int(round(_WR * A)))
+    wl, wr = _step_windows(A)
     D = _steps(X, wl, wr)
     pooled = _pooled_spread(D)
     _, t = _side_stat(D)
@@ -250,8 +249,7 @@ def _dense_outer(X, st: StackSide, k: int, *, max_depth: int, across: int) -> St
     beyond the middle of the field.
     """
     F, n, S = X.shape
-    wl = max(3, int(round(_WL * across)))
-    wr = max(8, int(round(_WR * across)))
+    wl, wr = _step_windows(across)
     D = _steps(X, wl, wr)
     T, t = _side_stat(D)
     f = st.depth_px / k
@@ -357,7 +355,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         S = X.shape[2]
         q = ends.get(_OPPOSITE[side])
         if q is not None:
-            X = X[..., : S - q - max(3, int(round(_WL * S)))]
+            X = X[..., : S - q - _step_windows(S)[0]]
         views[side] = X
         tol = max(2, int(round(_WAVE_TOL * S)))
         res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=int(max_depth * S),

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD,
-                      _SMOOTH_MIN, _WL, _WR)
-from .profiles import _orient
+                      _SMOOTH_MIN)
+from .profiles import _orient, _step_windows
 
 
 def _anisotropy(J, side: str) -> np.ndarray:
@@ -84,8 +84,7 @@ def _strip_windows(X: np.ndarray, st, k: int, *, min_depth: int):
     depth slices (working px): the band from ``min_depth`` to ``_WL`` short of
     the strip's boundary, and the ``_WR`` window of exterior beyond it."""
     F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
+    wl, wr = _step_windows(S)
     edges = np.linspace(0, len(st.boundary), n + 1).round().astype(int)
     for j in range(n):
         b = int(np.median(st.boundary[edges[j]:edges[j + 1]]) / k)

@@ -159,6 +159,12 @@ def _profiles(o: np.ndarray, n_strips: int = _N_STRIPS) -> np.ndarray:
     return X
 
 
+def _step_windows(across: int) -> tuple[int, int]:
+    """The step windows (``wl`` inside, ``wr`` outside, working px) for a
+    side ``across`` working px deep."""
+    return max(3, int(round(_WL * across))), max(8, int(round(_WR * across)))
+
+
 def _sorted_strips(a: np.ndarray, edges: np.ndarray):
     """The strips ``a[edges[j]:edges[j + 1]]`` (T, S) sorted over their lines,
     those of one length in one call (``linspace`` edges give at most two
@@ -288,8 +294,7 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
     """
     F, n, S = X.shape
     A = S if across is None else int(across)      # windows scale with the whole side
-    wl = max(3, int(round(_WL * A)))
-    wr = max(8, int(round(_WR * A)))
+    wl, wr = _step_windows(A)
     D = _steps(X, wl, wr)
     T, t = _side_stat(D, pooled)
     hi = min(max_depth, S - wr)
@@ -372,8 +377,7 @@ def _near_band_depth(X: np.ndarray, *, min_depth: int, level: float) -> int | No
     the near half of a side, or None: where a band against that edge ends
     for the side opposite to it."""
     F, n, S = X.shape
-    wl = max(3, int(round(_WL * S)))
-    wr = max(8, int(round(_WR * S)))
+    wl, wr = _step_windows(S)
     T, _ = _side_stat(_steps(X, wl, wr))
     T = T[: S // 2]
     loc = np.flatnonzero((T[1:-1] >= T[:-2]) & (T[1:-1] >= T[2:]) & (T[1:-1] >= level)) + 1
