@@ -566,3 +566,49 @@ def test_band_beside_an_oriented_cover_keeps_its_level():
 def test_dense_outer_layer_is_removed(seed, kw):
     err, iou = _truth_trim(seed, width=1024, height=768, **kw)
     assert abs(err) < 2.0 and iou > 0.9
+
+
+@pytest.mark.parametrize("seed,kw", [
+    # batch_truth 4004 S01_f09: a clear stack on the bottom (statistic 8.2 at
+    # its true depth); the straightened view took a change of the cover
+    # beyond the middle, the band was moved to the top as "the exterior seen
+    # from the other edge", showed no layers there and nothing was cut
+    # (trimming alone -9.0 pp)
+    (1072258841, dict(porosity=0.4058653471804358, bit_depth=8, stack=True, info_bar=0,
+                      pixel_size_um=0.11297754835638807)),
+    # batch_truth 23232 S08_f08: a wavy stack on the left (statistic 10.1), a
+    # weak deeper change beyond the middle taken as its outer interface, the
+    # same way lost (-2.5 pp)
+    (2127333791, dict(porosity=0.2231570021297385, bit_depth=8, stack=True, info_bar=0,
+                      pixel_size_um=0.11619014691714068)),
+])
+def test_failed_deep_reading_falls_back_to_the_near_half(seed, kw):
+    err, iou = _truth_trim(seed, width=1024, height=768, **kw)
+    assert iou > 0.9 and abs(err) < 1.0
+
+
+def test_outer_interface_is_not_refined_onto_a_stronger_inner_one():
+    """batch_truth 70707 S09_f08: a dark inner layer and a lighter, dense
+    outer electrolyte on the bottom, their interfaces 24 working px apart
+    (within the wave tolerance).  The strips of the outer interface were
+    refined onto the stronger inner one, the band ended at it, showed no
+    smooth layer and was dropped (trimming alone -3.6 pp)."""
+    kw = dict(width=1024, height=768, porosity=0.2668374621539552, bit_depth=8, stack=True,
+              info_bar=71, pixel_size_um=0.10110863110638137)
+    err, iou = _truth_trim(623761060, **kw)
+    assert iou > 0.9 and abs(err) < 1.0
+
+
+def test_uncut_band_with_layers_is_not_a_confident_miss():
+    """batch_truth 12121 S08_f09: a stack on the left (smooth layer with fine
+    pores drawn out along it) beside a very porous cover whose pore streaks
+    run the same way; its interface (statistic 3.6) passes no test and it is
+    not cut, but it was reported as a clear "no stack" (confidence 0.92).  A
+    band with layers left uncut is flagged."""
+    synth = pytest.importorskip("poromet.synth")
+    f = synth.generate_field(831144345, width=1024, height=768, porosity=0.42578040560810676,
+                             bit_depth=8, stack=True, info_bar=46,
+                             pixel_size_um=0.08146868981911051)
+    r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
+    if r.description.startswith("auto: no stack"):
+        assert r.confidence < TrimSettings().min_confidence

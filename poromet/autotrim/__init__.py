@@ -58,6 +58,11 @@ beyond the middle of the field is the stack's outer interface seen from the
 exterior's edge.  It is dropped when the opposite side holds the stack
 already, else the stack is taken on the opposite side up to that interface
 (or to the end of that side's band of oriented texture, when deeper).
+When that reading fails (the band it gives on the opposite side shows no
+evidence of layers, see below), the deep change was the cover's own: the
+side is analysed again with depths limited to ``_NEAR_HALF`` of the field
+(:func:`~poromet.autotrim.detect._near_half`) and its band there is cut
+when it shows layers.
 
 A second, independent cue is the **orientation** of the texture: the layers
 and the pores drawn out in them run along the boundary, so next to a stack
@@ -104,7 +109,9 @@ exterior's solid (:func:`~poromet.autotrim.evidence._collector`).
 A field in which no side shows a stack keeps the whole area above the info
 bar.  ``Region.confidence`` says how clear the decision was (how far the
 statistics are from the acceptance level, and whether another side shows
-nearly as strong a change); :func:`poromet.measure.measure_field` flags
+nearly as strong a change; a "no stack" field whose strongest side's
+weaker interface bounds a band with evidence of layers that was not cut is
+unsure, ``_MISSED_CONF``); :func:`poromet.measure.measure_field` flags
 fields below ``trim.min_confidence``.
 """
 

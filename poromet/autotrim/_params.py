@@ -43,12 +43,18 @@ _TRACK_ROWS = 8         # lines per fine strip when an interface is tracked alon
 _TRACK_JUMP = 2         # ... largest move (working px) of the interface between fine strips
 _TRACK_ENVELOPE = 16    # upper envelope of a tracked boundary over 1/this of the side
 _RETRACK = 1.0          # largest correction (x wave tolerance) when a deeper candidate is re-tracked
+_NEAR_HALF = 0.45       # a side whose deep reading (boundary beyond the middle) failed is
+                        # looked at again up to this depth (fraction across): the band
+                        # must leave the margin and the envelope inside the near half
 _EVIDENCE_T = 7.0       # a side with an interface this clear needs no other evidence of layers
 _EVIDENCE_ORI = 0.12    # orientation excess of a band over the exterior beside it (layers)
 _SMOOTH_COARSE = 0.5    # a smooth layer: coarse variation along the side below this x the exterior's
 _SMOOTH_GRAD = 0.6      # ... and gradient energy along the side below this x the exterior's
 _SMOOTH_MIN = 0.012     # ... over at least this depth (fraction of the across size)
 _BRIGHT_MIN = 0.03      # depth of bright dense layers (a collector) taken as evidence (fraction across)
+_MISSED_CONF = 0.45     # confidence of "no stack" when a weaker interface bounds a band with
+                        # layers that was not cut: below the flag level (trim.min_confidence
+                        # 0.5), as at the acceptance level itself
 _DENSE_T = 2.5          # a weak interface beyond the band found, taken as the outer boundary
                         # when the zone up to it is a layer of other material:
 _DENSE_UNIFORM = 0.5    # ... the zone's features vary along the side (over strips) less than

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _ORI_LAYERED, _OUTER_T, _SHALLOW
+from ._params import (_ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _MISSED_CONF, _ORI_LAYERED,
+                      _OUTER_T, _SHALLOW)
 
 
-def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
+def _confidence(stacks: list[StackSide], tmax: dict, shape=None, *,
+                missed: bool = False) -> float:
     """Map the decision's clarity to [0, 1].
 
     ``tmax`` holds, per side examined, the largest interface statistic found
@@ -22,12 +24,17 @@ def _confidence(stacks: list[StackSide], tmax: dict, shape=None) -> float:
     field (``shape``: the area above the info bar): such a cut may be a pore
     cluster of the exterior.  A band thinner than ``_SHALLOW`` of the field
     is unsure too (0.45): its outer layers may have been missed.
+    ``missed``: no stack was cut, but the strongest side's weaker interface
+    bounds a band that shows layers (oriented texture or smooth layers,
+    :func:`~poromet.autotrim.evidence._layered`); the field is unsure
+    (at most ``_MISSED_CONF``): a stack may have been left in.
     """
     if not tmax:
         return 1.0
     if not stacks:
         t = max(tmax.values())
-        return float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
+        conf = float(np.clip(1.0 - 0.55 * (t - _OUTER_T) / (_ACCEPT_T - _OUTER_T), 0.3, 1.0))
+        return min(conf, _MISSED_CONF) if missed else conf
     c = []
     for st in stacks:
         if st.cue == "orientation":

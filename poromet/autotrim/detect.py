@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID, _DENSE_T,
-                      _DENSE_TEXTURE, _DENSE_UNIFORM, _EXTRA_PX, _MAX_DEPTH,
+                      _DENSE_TEXTURE, _DENSE_UNIFORM, _EXTRA_PX, _MAX_DEPTH, _NEAR_HALF,
                       _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
                       _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
                       _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
@@ -327,6 +327,31 @@ def _wider_exterior(st: StackSide, shape, k: int, bands: dict) -> StackSide:
                      interfaces=st.interfaces, consistency=st.consistency, cue=cue)
 
 
+def _near_half(small, X, J, side: str, shape, k: int, *, max_depth: int, min_depth: int,
+               across: int) -> StackSide | None:
+    """The stack of one side with its boundary looked for in the near half only.
+
+    Used when the side's outer interface was taken beyond the middle of the
+    field and that reading failed (the band it gave on the opposite side
+    shows no layers): the side is analysed again (:func:`_analyse_side`,
+    :func:`_refined_side`, :func:`_dense_outer`) with depths limited to
+    ``_NEAR_HALF`` of the field.  Returns None when no accepted interface
+    lies there or the band found still reaches beyond the middle.
+    """
+    tol = max(2, int(round(_WAVE_TOL * across)))
+    lim = min(int(max_depth), int(_NEAR_HALF * across))
+    res, _, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=lim, min_depth=min_depth,
+                                           tol=tol, across=across)
+    if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
+        return None
+    ori = ori if ori_ok else None
+    cap = int(np.max(ori[0])) + tol if ori is not None else None
+    st = _refined_side(small, X, J, side, res, ori, shape, k, max_depth=lim,
+                       min_depth=min_depth, tol=tol, cap=cap, across=across)
+    st = _dense_outer(X, st, k, max_depth=lim, across=across)
+    return None if _deep(st, shape) else st
+
+
 def _detect(image, info_bar_px: int, sides, max_depth: float):
     """All sides: (stacks, confidence)."""
     a = _as_float(image)
@@ -339,6 +364,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     # interface is looked for there
     edge = int(math.ceil(_STREAK_ROWS / (2 * k))) + 1
     out, cand, ori_only = [], [], []
+    missed = False          # a band with layers against a side was left uncut
     J = _orientation_maps(small)
     for side in sides:
         if side not in SIDES:
@@ -415,6 +441,11 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                                accept=t0 - 1e-6, across=S, zone_check=False)
             if _collector(prof[side], st, k, min_depth=edge):
                 out.append(st)
+            elif not _deep(st, a.shape) and _layered(small, J, prof[side], st, k, t0,
+                                                     min_depth=edge):
+                # not cut (no collector), but the band shows layers: the
+                # field may hold a stack whose interfaces were too weak
+                missed = True
     # a dense outer layer (an electrolyte) the tests above left in
     out = [_dense_outer(views[st.side], st, k, max_depth=int(max_depth * prof[st.side].shape[2]),
                         across=prof[st.side].shape[2]) for st in out]
@@ -422,13 +453,29 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     # edge: dropped when the opposite side holds the stack already, else
     # moved there
     found = {st.side for st in out}
-    out = [_wider_exterior(st, a.shape, k, dict(ori_only)) for st in out
+    out = [(st, _wider_exterior(st, a.shape, k, dict(ori_only))) for st in out
            if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     # a step alone is no stack (a pore-density change of the cover shows
     # one): the band must show layers (oriented texture, smooth layers) or
     # a very clear interface
-    out = [st for st in out
-           if _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge)]
+    kept = []
+    for st0, st in out:
+        if _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge):
+            kept.append(st)
+            continue
+        if not _deep(st0, a.shape):
+            continue
+        # the band reached beyond the middle and, taken as the exterior
+        # seen from the other edge, showed no layers there: the deep change
+        # was the cover's own (a pore-density change); the side's band in
+        # its near half is looked for again
+        S = prof[st0.side].shape[2]
+        near = _near_half(small, views[st0.side], J, st0.side, a.shape, k,
+                          max_depth=int(max_depth * S), min_depth=edge, across=S)
+        if near is not None and _layered(small, J, prof[near.side], near, k,
+                                         tmax.get(near.side, 0.0), min_depth=edge):
+            kept.append(near)
+    out = kept
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
         # side (the one with the weaker strongest change) is kept only when
@@ -447,7 +494,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                 keep.append(st)
         out = keep
     out.sort(key=lambda s: -s.depth_px)
-    return out, _confidence(out, tmax, a.shape)
+    return out, _confidence(out, tmax, a.shape, missed=missed)
 
 
 def find_stack(image, *, info_bar_px: int = 0, sides=SIDES,

@@ -325,6 +325,15 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
             # side: a pore-density change of the exterior, not a layer
             continue
         bj, coverage, consistency = _refine(D, t, b, lo=lo, hi=S - wr, tol=_WAVE_TOL * A)
+        inner = [q for q in peaks if q < b]
+        if inner and T_in[b] >= accept and np.median(bj) < 0.5 * (inner[-1] + b):
+            # the strips of an interface clear in its own right went to a
+            # stronger one inside, within the wave tolerance (the outer one
+            # would be left in the field): each strip's own depth is looked
+            # for from half-way between them (a weaker candidate must line
+            # up on its own)
+            bj, coverage, consistency = _refine(D, t, b, lo=max(lo, (inner[-1] + b) // 2 + 1),
+                                                hi=S - wr, tol=_WAVE_TOL * A)
         strength = float(T_in[b])
         # a weaker interface must stand out against the exterior beyond it
         # (which holds no interface, only pore clusters and shading)
