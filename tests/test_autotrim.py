@@ -612,3 +612,29 @@ def test_uncut_band_with_layers_is_not_a_confident_miss():
     r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
     if r.description.startswith("auto: no stack"):
         assert r.confidence < TrimSettings().min_confidence
+
+
+@pytest.mark.parametrize("seed,kw", [
+    # a stack on the left; beside it the cover holds pore clusters, then a
+    # dense part: the straightened view, re-tracked along the clusters' edge,
+    # took that edge for the outer interface (346 px cut for 200; -4.0 pp,
+    # seed 45454 S05_f05)
+    (454293916, dict(porosity=0.11265, bit_depth=16, stack=True, info_bar=99,
+                     pixel_size_um=0.093530)),
+    # the same on the right, in a very porous cover (388 px for 242; +7.7 pp,
+    # seed 50505 S01_f09)
+    (720146918, dict(porosity=0.41809, bit_depth=8, stack=True, info_bar=62,
+                     pixel_size_um=0.063596)),
+    # a stack on the right whose cover changes grain and pore texture beyond
+    # the middle: that change passed acceptance, the band reached beyond the
+    # middle and was moved to the left side (513 px cut on the wrong side;
+    # seed 8181 S02_f10)
+    (2079354905, dict(porosity=0.11435, bit_depth=8, stack=True, info_bar=91,
+                      pixel_size_um=0.090642)),
+])
+def test_pore_cluster_edge_of_the_cover_is_not_the_outer_interface(seed, kw):
+    """The edge of a pore cluster of the cover is a texture step of the
+    exterior's own material (same solid grey level, not uniform along the
+    side): the interface before it is the stack's outer boundary."""
+    err, iou = _truth_trim(seed, width=1024, height=768, **kw)
+    assert abs(err) < 1.5 and iou > 0.93

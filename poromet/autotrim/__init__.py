@@ -38,6 +38,15 @@ wave tolerance and taken as the upper envelope between strips (a wavy or
 slightly tilted boundary is followed on the safe side).  The margin is
 applied as a Euclidean distance from the stack at full resolution.
 
+A **pore cluster** of a heterogeneous cover ends in a texture step too, but
+of the cover's own material.  An outermost interface weaker than
+``_COVER_T`` is passed over for the one before it when the zone between
+them (at least ``_COVER_WIDTH`` wide) has the exterior's solid grey level
+and varies along the side as much as exterior windows of its width do: a
+layer of the stack, its pores fine and even, is uniform along the side
+(:func:`~poromet.autotrim.profiles._cover_zone`; every view of a side,
+straightened or not, uses this test).
+
 Once a side holds a stack, it is **straightened** along the interface found
 (:mod:`poromet.autotrim.straighten`): the interface is tracked along the side
 in fine strips (dynamic programming), every line is shifted so that it runs
@@ -57,9 +66,12 @@ The exterior is the **wider part** of the field: a band whose boundary lies
 beyond the middle of the field is the stack's outer interface seen from the
 exterior's edge.  It is dropped when the opposite side holds the stack
 already, else the stack is taken on the opposite side up to that interface
-(or to the end of that side's band of oriented texture, when deeper).
-When that reading fails (the band it gives on the opposite side shows no
-evidence of layers, see below), the deep change was the cover's own: the
+(or to the end of that side's band of oriented texture, when deeper).  A
+side with a very clear band against its own edge (an interface of
+``_SECOND_T`` in its near half) holds the stack itself: its boundary is
+looked for only up to the middle, and it is never moved to the opposite
+side.  When the reading beyond the middle fails (the band it gives on the
+opposite side shows no evidence of layers, see below), the deep change was the cover's own: the
 side is analysed again with depths limited to ``_NEAR_HALF`` of the field
 (:func:`~poromet.autotrim.detect._near_half`) and its band there is cut
 when it shows layers.

@@ -63,3 +63,15 @@ _DENSE_UNIFORM = 0.5    # ... the zone's features vary along the side (over stri
 _DENSE_TEXTURE = 0.65   # ... its gradient energy is below this x the exterior's (few pores)
 _DENSE_SOLID = 0.08     # ... and its solid grey level (upper quantile) differs from the
                         # exterior's by this much (grey levels of the 1-99 % range)
+_COVER_T = 7.0          # an outer interface weaker than this (_EVIDENCE_T: a clear change of
+                        # material) is checked for the exterior's own material before it:
+_COVER_SOLID = 0.04     # ... the zone's solid grey level (upper quantile) within this of the
+                        # exterior's (grey levels of the 1-99 % range) ...
+_COVER_UNIFORM = 1.0    # ... and its features varying along the side (over strips) at least
+                        # this x those of exterior windows of its width: a pore cluster of the
+                        # cover ends there, not a layer (a stack layer's fine pores are
+                        # uniform along it)
+_COVER_WIDTH = 0.08     # ... a zone at least this wide (fraction across): beyond the wave
+                        # tolerance (_WAVE_TOL) of its interfaces, whose per-strip depths
+                        # would mix the neighbouring layers into a thinner zone (zones of
+                        # 0.02-0.06 inside stacks were taken for cover, cluster zones 0.1-0.3)

@@ -384,7 +384,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
             X = X[..., : S - q - _step_windows(S)[0]]
         views[side] = X
         tol = max(2, int(round(_WAVE_TOL * S)))
-        res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=int(max_depth * S),
+        md = int(max_depth * S)
+        if ends.get(side) is not None:
+            # a very clear band against this edge: the stack lies here, and
+            # the exterior being the wider part, its boundary before the middle
+            md = min(md, S // 2 - int(math.ceil(1.0 + _EXTRA_PX)))
+        res, rej, ori, ori_ok, _ = _analyse_side(X, J, side, max_depth=md,
                                               min_depth=edge, tol=tol, across=S)
         cand.append((rej * _ACCEPT_T, side, X, ori if ori_ok else None))
         if res is None or res[2] < _ACCEPT_COVER or res[3] < _CONSISTENT:
@@ -393,8 +398,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
             continue
         cap = int(np.max(ori[0])) + tol if ori_ok else None
         out.append(_refined_side(small, X, J, side, res, ori if ori_ok else None, a.shape, k,
-                                 max_depth=int(max_depth * S), min_depth=edge, tol=tol,
-                                 cap=cap, across=S))
+                                 max_depth=md, min_depth=edge, tol=tol, cap=cap, across=S))
     if not out and len(cand) > 1:
         # a weaker interface is still taken when one side stands out clearly
         # against the others: they show this field's own texture noise
@@ -451,10 +455,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                         across=prof[st.side].shape[2]) for st in out]
     # a boundary beyond the middle is the stack's seen from the exterior's
     # edge: dropped when the opposite side holds the stack already, else
-    # moved there
+    # moved there, unless a very clear band lies against this side's own
+    # edge (the stack is there: the exterior's edge shows no such band)
     found = {st.side for st in out}
-    out = [(st, _wider_exterior(st, a.shape, k, dict(ori_only))) for st in out
-           if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
+    out = [(st, st if ends.get(st.side) is not None
+             else _wider_exterior(st, a.shape, k, dict(ori_only)))
+           for st in out if not (_deep(st, a.shape) and _OPPOSITE[st.side] in found)]
     # a step alone is no stack (a pore-density change of the cover shows
     # one): the band must show layers (oriented texture, smooth layers) or
     # a very clear interface

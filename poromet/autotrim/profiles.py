@@ -13,9 +13,10 @@ import math
 import numpy as np
 
 from ..errors import RoiError
-from ._params import (_ACCEPT_T, _KNOWN_CONS, _COARSE_SIGMA, _COARSE_STEP, _GRAD_SIGMA, _LOCAL_SE,
-                      _N_STRIPS, _OUTER_CONS, _OUTER_COVER, _OUTER_RATIO, _OUTER_T,
-                      _QUANTILES, _SE_FLOOR, _STREAK_ROWS, _WAVE_TOL, _WL, _WORK_PX, _WR)
+from ._params import (_ACCEPT_T, _COARSE_SIGMA, _COARSE_STEP, _COVER_SOLID, _COVER_T,
+                      _COVER_UNIFORM, _COVER_WIDTH, _GRAD_SIGMA, _KNOWN_CONS, _LOCAL_SE,
+                      _N_STRIPS, _OUTER_CONS, _OUTER_COVER, _OUTER_RATIO, _OUTER_T, _QUANTILES,
+                      _SE_FLOOR, _STREAK_ROWS, _WAVE_TOL, _WL, _WORK_PX, _WR)
 
 
 def _as_float(image: np.ndarray) -> np.ndarray:
@@ -347,11 +348,67 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
             coverage = min(coverage, float(np.mean(np.abs(bj - b) <= wl)))
         if strength >= accept or (coverage >= _OUTER_COVER and consistency >= cons_min
                                   and strength >= _OUTER_RATIO * beyond):
+            if (inner and strength < _COVER_T
+                    and _cover_zone(X, D, t, inner[-1], bj, lo=lo, hi=S - wr, wl=wl, wr=wr,
+                                    tol=_WAVE_TOL * A, width=_COVER_WIDTH * A)):
+                # the zone out to this change is the exterior's own material
+                # (the edge of a pore cluster of the cover): the interface
+                # before it is the outer one
+                continue
             break
     else:
         if known or not peaks:
             return None, best_rej, T
     return (bj, strength, coverage, consistency, len(peaks)), best_rej, T
+
+
+def _zone_windows(X: np.ndarray, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
+    """Mean features of each strip over its own depths ``[z0[j], z1[j])``: (F, n)."""
+    return np.stack([X[:, j, int(a):int(b)].mean(axis=1) for j, (a, b) in enumerate(zip(z0, z1))],
+                    axis=1)
+
+
+def _cover_zone(X: np.ndarray, D: np.ndarray, t: np.ndarray, p: int, bj: np.ndarray, *,
+                lo: int, hi: int, wl: int, wr: int, tol: float, width: float) -> bool:
+    """The zone between interface ``p`` and the deeper one ``bj`` is the exterior's material.
+
+    A pore cluster of a heterogeneous cover ends in a texture step as well,
+    but the zone up to it is the cover itself: the solid phase has the
+    exterior's grey level (upper quantile within ``_COVER_SOLID``) and the
+    zone varies along the side as much as exterior windows of its width do
+    (over the strips, RMS ratio over the texture features at least
+    ``_COVER_UNIFORM``), where a layer of the stack is uniform along it.
+    The zone must be ``width`` wide (working px, ``_COVER_WIDTH`` of the
+    side: a thinner one lies within the wave tolerance of its interfaces).
+    ``p``: depth of the inner interface on the side profile, ``bj``: the
+    deeper interface per strip (working px); ``lo``, ``hi``, ``tol``: the
+    depth range and per-strip search of :func:`_refine`, ``wl``, ``wr``: the
+    step windows.
+    """
+    F, n, S = X.shape
+    pj, _, _ = _refine(D, t, int(p), lo=lo, hi=hi, tol=tol)
+    z0 = pj.astype(int) + wl
+    z1 = bj.astype(int) - wl
+    e0 = bj.astype(int) + wl
+    # strips where the two interfaces leave a zone between them
+    ok = z1 - z0 >= 3
+    if 2 * np.count_nonzero(ok) < n or int(e0.max()) + wr > S:
+        return False
+    X, z0, z1, e0 = X[:, ok], z0[ok], z1[ok], e0[ok]
+    w = int(np.median(z1 - z0))
+    if w < width:
+        return False                # a thin zone's means mix in the neighbouring layers
+    zone = _zone_windows(X, z0, z1)
+    ext = _zone_windows(X, e0, e0 + wr)
+    if abs(float(np.median(zone[2] - ext[2]))) >= _COVER_SOLID:
+        return False                                  # a solid of other grey: a layer
+    sdz = zone.std(axis=1, ddof=1)
+    sde = [_zone_windows(X, e0 + m, e0 + m + w).std(axis=1, ddof=1)
+           for m in range(0, S - int(e0.max()) - w + 1, max(1, w // 2))]
+    if not sde:
+        return False
+    u = sdz[:6] / np.maximum(np.median(sde, axis=0)[:6], 1e-6)
+    return float(np.sqrt(np.mean(u * u))) >= _COVER_UNIFORM
 
 
 def _refine(D: np.ndarray, t: np.ndarray, b: int, *, lo: int, hi: int, tol: float):
