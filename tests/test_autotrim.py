@@ -610,8 +610,10 @@ def test_uncut_band_with_layers_is_not_a_confident_miss():
                              bit_depth=8, stack=True, info_bar=46,
                              pixel_size_um=0.08146868981911051)
     r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
-    if r.description.startswith("auto: no stack"):
-        assert r.confidence < TrimSettings().min_confidence
+    iou = (r.mask & f.exterior).sum() / (r.mask | f.exterior).sum()
+    # either the stack is cut, or the field says it is unsure
+    assert iou > 0.9 or r.confidence < TrimSettings().min_confidence
+    assert iou > 0.7                       # the stack (~19 % of the field) is all that is wrong
 
 
 @pytest.mark.parametrize("seed,kw", [
