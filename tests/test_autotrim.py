@@ -301,14 +301,20 @@ def test_isotropic_field_has_no_oriented_band():
     assert find_stack(img) == []
 
 
-def _truth_trim(seed, **kw):
+def _truth_trim_conf(seed, **kw):
+    """Auto trim of a seeded synthetic field: (porosity error in pp from
+    trimming alone, IoU with the true exterior, confidence)."""
     synth = pytest.importorskip("poromet.synth")
     f = synth.generate_field(seed, **kw)
     r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um,
                   settings=TrimSettings(margin_um=2.0))
     err = 100 * ((f.pores & r.mask).sum() / r.mask.sum() - f.porosity_exterior)
     iou = (r.mask & f.exterior).sum() / (r.mask | f.exterior).sum()
-    return err, iou
+    return err, iou, r.confidence
+
+
+def _truth_trim(seed, **kw):
+    return _truth_trim_conf(seed, **kw)[:2]
 
 
 @pytest.mark.parametrize("seed,kw", [
@@ -605,14 +611,11 @@ def test_uncut_band_with_layers_is_not_a_confident_miss():
     run the same way; its interface (statistic 3.6) passes no test and it is
     not cut, but it was reported as a clear "no stack" (confidence 0.92).  A
     band with layers left uncut is flagged."""
-    synth = pytest.importorskip("poromet.synth")
-    f = synth.generate_field(831144345, width=1024, height=768, porosity=0.42578040560810676,
-                             bit_depth=8, stack=True, info_bar=46,
-                             pixel_size_um=0.08146868981911051)
-    r = trim_auto(f.image, info_bar_px=f.info_bar_px, pixel_size_um=f.pixel_size_um)
-    iou = (r.mask & f.exterior).sum() / (r.mask | f.exterior).sum()
+    _, iou, conf = _truth_trim_conf(831144345, width=1024, height=768,
+                                    porosity=0.42578040560810676, bit_depth=8, stack=True,
+                                    info_bar=46, pixel_size_um=0.08146868981911051)
     # either the stack is cut, or the field says it is unsure
-    assert iou > 0.9 or r.confidence < TrimSettings().min_confidence
+    assert iou > 0.9 or conf < TrimSettings().min_confidence
     assert iou > 0.7                       # the stack (~19 % of the field) is all that is wrong
 
 
@@ -640,3 +643,33 @@ def test_pore_cluster_edge_of_the_cover_is_not_the_outer_interface(seed, kw):
     side): the interface before it is the stack's outer boundary."""
     err, iou = _truth_trim(seed, width=1024, height=768, **kw)
     assert abs(err) < 1.5 and iou > 0.93
+
+
+def test_uneven_smooth_band_is_not_a_confident_stack():
+    """batch_truth 34343 S09_f05: no stack, a cover with large pore clusters;
+    a dense zone beside the porous one looked like smooth layers and 410 px
+    were cut on the right (trimming alone -12.6 pp) at confidence 0.50.  Its
+    step is missing from part of the side (a cluster's round edge), so the
+    field is either left whole or flagged."""
+    _, iou, conf = _truth_trim_conf(855082054, width=1024, height=768,
+                                    porosity=0.4476830764820351, bit_depth=16, stack=False,
+                                    info_bar=0, pixel_size_um=0.10311483290605199)
+    assert iou > 0.9 or conf < TrimSettings().min_confidence
+
+
+def test_step_evenness_tells_a_layer_from_a_partial_step():
+    from poromet.autotrim.detect import StackSide
+    from poromet.autotrim.evidence import _step_evenness
+    from poromet.autotrim.profiles import _profiles
+
+    rng = np.random.default_rng(3)
+    T, S, k = 256, 256, 1
+    o = rng.normal(0.5, 0.05, (T, S)).astype(np.float32)
+    layer = o.copy()
+    layer[:, :60] += 0.3                          # a layer along the whole side
+    part = o.copy()
+    part[:96, :60] += 0.3                         # a step on part of the side only
+    st = StackSide(side="left", boundary=np.full(T, 60.0 + 1 + 1), strength=5.0,
+                   coverage=1.0, interfaces=1)
+    assert _step_evenness(_profiles(layer), st, k) > 0.5
+    assert _step_evenness(_profiles(part), st, k) < 0.25

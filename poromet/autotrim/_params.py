@@ -52,6 +52,11 @@ _SMOOTH_COARSE = 0.5    # a smooth layer: coarse variation along the side below 
 _SMOOTH_GRAD = 0.6      # ... and gradient energy along the side below this x the exterior's
 _SMOOTH_MIN = 0.012     # ... over at least this depth (fraction of the across size)
 _BRIGHT_MIN = 0.03      # depth of bright dense layers (a collector) taken as evidence (fraction across)
+_EVEN_MIN = 0.25        # a band cut on smooth layers alone whose strips show the step this
+                        # unevenly (smallest over median projection, :func:`_step_evenness`)
+                        # is unsure (_MISSED_CONF): false stacks at pore-cluster edges of 25
+                        # cached seeds -0.6-0.08 (3 of 7), true stacks 0.29-0.86 (one of 19
+                        # at -0.11, two strips without a step)
 _MISSED_CONF = 0.45     # confidence of "no stack" when a weaker interface bounds a band with
                         # layers that was not cut: below the flag level (trim.min_confidence
                         # 0.5), as at the acceptance level itself

@@ -12,12 +12,13 @@ import numpy as np
 
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID, _DENSE_T,
-                      _DENSE_TEXTURE, _DENSE_UNIFORM, _EXTRA_PX, _MAX_DEPTH, _NEAR_HALF,
+                      _DENSE_TEXTURE, _DENSE_UNIFORM, _EVEN_MIN, _EXTRA_PX, _MAX_DEPTH,
+                      _NEAR_HALF,
                       _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
                       _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
                       _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
 from .confidence import _confidence
-from .evidence import _collector, _layered, _zone_orientation
+from .evidence import _collector, _layered, _smooth_only, _step_evenness, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _refine, _side_boundary, _side_profiles,
                        _near_band_depth, _pooled_spread, _side_stat, _step_windows, _steps,
@@ -500,7 +501,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
                 keep.append(st)
         out = keep
     out.sort(key=lambda s: -s.depth_px)
-    return out, _confidence(out, tmax, a.shape, missed=missed)
+    # a band cut on smooth layers alone, its step uneven along the side: a
+    # dense zone beside a pore cluster of the cover looks smooth as well
+    uneven = {st.side for st in out
+              if _smooth_only(J, st, k, tmax.get(st.side, 0.0), min_depth=edge)
+              and _step_evenness(prof[st.side], st, k) < _EVEN_MIN}
+    return out, _confidence(out, tmax, a.shape, missed=missed, uneven=uneven)
 
 
 def find_stack(image, *, info_bar_px: int = 0, sides=SIDES,

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _SMOOTH_COARSE, _SMOOTH_GRAD,
-                      _SMOOTH_MIN)
-from .profiles import _orient, _step_windows
+from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _EXTRA_PX, _SMOOTH_COARSE,
+                      _SMOOTH_GRAD, _SMOOTH_MIN)
+from .profiles import _orient, _pooled_spread, _step_windows, _steps
 
 
 def _anisotropy(J, side: str) -> np.ndarray:
@@ -149,3 +149,40 @@ def _layered(small, J, X, st, k: int, t_side: float, *, min_depth: int) -> bool:
         return True
     across = X.shape[2]
     return _smooth_depth(X, st, k, min_depth=min_depth) >= _SMOOTH_MIN * across
+
+
+def _smooth_only(J, st, k: int, t_side: float, *, min_depth: int) -> bool:
+    """The band of ``st`` passed :func:`_layered` on smooth layers alone
+    (no very clear interface, no oriented texture)."""
+    return (t_side < _EVIDENCE_T
+            and _band_orientation(J, st, k, min_depth=min_depth) < _EVIDENCE_ORI)
+
+
+def _step_evenness(X: np.ndarray, st, k: int) -> float:
+    """How evenly the strips of a side show the step at the boundary of ``st``.
+
+    Per strip, the step vector at its boundary (best of +-2 working px, each
+    feature in units of its spread over strips) is projected on the strips'
+    mean step direction; returns the smallest projection over the median
+    one.  An interface between two materials steps alike all along the side
+    (about 0.3-0.9); the edge of a pore cluster of the cover, which is round
+    and covers part of the side only, leaves strips with no step (below 0.25,
+    or negative).
+    """
+    F, n, S = X.shape
+    wl, wr = _step_windows(S)
+    D = _steps(X, wl, wr)
+    unit = np.maximum(_pooled_spread(D)[:, 0], 1e-9)[:, None]
+    edges = np.linspace(0, len(st.boundary), n + 1).round().astype(int)
+    Z = []
+    for j in range(n):
+        b = int(round(float(np.median(st.boundary[edges[j]:edges[j + 1]])) / k - 1 - _EXTRA_PX))
+        b = min(max(b, wl), S - wr)
+        Z.append(D[:, j, max(wl, b - 2):b + 3] / unit)
+    m = np.nanmean(np.concatenate(Z, axis=1), axis=1)
+    if not np.all(np.isfinite(m)):
+        return 1.0
+    u = m / max(float(np.linalg.norm(m)), 1e-9)
+    a = np.array([float(np.max(u @ np.nan_to_num(z, nan=0.0))) for z in Z])
+    med = float(np.median(a))
+    return float(a.min() / med) if med > 0 else 0.0
