@@ -13,10 +13,9 @@ import numpy as np
 from ..errors import RoiError
 from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID, _DENSE_T,
                       _DENSE_TEXTURE, _DENSE_UNIFORM, _EVEN_MIN, _EXTRA_PX, _MAX_DEPTH,
-                      _NEAR_HALF,
-                      _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS, _OUTER_COVER,
-                      _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T, _SECOND_T,
-                      _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
+                      _NEAR_HALF, _ORI_COVER, _ORI_LAYERED, _ORI_SUPPORT_T, _OUTER_CONS,
+                      _OUTER_COVER, _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T,
+                      _SECOND_T, _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
 from .confidence import _confidence
 from .evidence import _collector, _layered, _smooth_only, _step_evenness, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
