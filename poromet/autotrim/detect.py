@@ -17,11 +17,11 @@ from ._params import (SIDES, _ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _DENSE_SOLID
                       _OUTER_COVER, _OUTER_T, _RETRACK, _RELATIVE_RATIO, _RELATIVE_T,
                       _SECOND_T, _STREAK_ROWS, _TRACK_ENVELOPE, _WAVE_TOL)
 from .confidence import _confidence
-from .evidence import _collector, _layered, _smooth_only, _step_evenness, _zone_orientation
+from .evidence import _collector, _layered, _step_evenness, _zone_orientation
 from .orientation import _layered_band, _orientation_maps
 from .profiles import (_as_float, _orient, _profiles, _refine, _side_boundary, _side_profiles,
-                       _near_band_depth, _pooled_spread, _side_stat, _step_windows, _steps,
-                       _working_image)
+                       _near_band_depth, _pooled_spread, _side_stat, _spread_ratio,
+                       _step_windows, _steps, _working_image)
 from .straighten import _shift_lines, _track
 
 __all__ = ["StackSide", "find_stack", "stack_mask"]
@@ -264,10 +264,9 @@ def _dense_outer(X, st: StackSide, k: int, *, max_depth: int, across: int) -> St
         if w <= 2 or e0 + w > S:
             continue
         sdz = X[:, :, z0:z1].mean(axis=2).std(axis=1, ddof=1)
-        sde = np.median([X[:, :, s0:s0 + w].mean(axis=2).std(axis=1, ddof=1)
-                         for s0 in range(e0, S - w + 1, max(1, w // 2))], axis=0)
-        u = sdz[:6] / np.maximum(sde[:6], 1e-6)
-        if float(np.sqrt(np.mean(u * u))) > _DENSE_UNIFORM:
+        sde = [X[:, :, s0:s0 + w].mean(axis=2).std(axis=1, ddof=1)
+               for s0 in range(e0, S - w + 1, max(1, w // 2))]
+        if _spread_ratio(sdz, sde) > _DENSE_UNIFORM:
             continue
         zone, ext = Xm[:, z0:z1].mean(axis=1), Xm[:, e0:].mean(axis=1)
         if (zone[3] + zone[4]) > _DENSE_TEXTURE * (ext[3] + ext[4]):
@@ -464,10 +463,12 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     # a step alone is no stack (a pore-density change of the cover shows
     # one): the band must show layers (oriented texture, smooth layers) or
     # a very clear interface
-    kept = []
+    kept, evidence = [], {}
     for st0, st in out:
-        if _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge):
+        ev = _layered(small, J, prof[st.side], st, k, tmax.get(st.side, 0.0), min_depth=edge)
+        if ev:
             kept.append(st)
+            evidence[st.side] = ev
             continue
         if not _deep(st0, a.shape):
             continue
@@ -478,9 +479,11 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
         S = prof[st0.side].shape[2]
         near = _near_half(small, views[st0.side], J, st0.side, a.shape, k,
                           max_depth=int(max_depth * S), min_depth=edge, across=S)
-        if near is not None and _layered(small, J, prof[near.side], near, k,
-                                         tmax.get(near.side, 0.0), min_depth=edge):
+        ev = near is not None and _layered(small, J, prof[near.side], near, k,
+                                           tmax.get(near.side, 0.0), min_depth=edge)
+        if ev:
             kept.append(near)
+            evidence[near.side] = ev
     out = kept
     if len(out) > 1:
         # one exterior unit borders the stack on one side as a rule: a second
@@ -502,8 +505,7 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     out.sort(key=lambda s: -s.depth_px)
     # a band cut on smooth layers alone, its step uneven along the side: a
     # dense zone beside a pore cluster of the cover looks smooth as well
-    uneven = {st.side for st in out
-              if _smooth_only(J, st, k, tmax.get(st.side, 0.0), min_depth=edge)
+    uneven = {st.side for st in out if evidence[st.side] == "smooth"
               and _step_evenness(prof[st.side], st, k) < _EVEN_MIN}
     return out, _confidence(out, tmax, a.shape, missed=missed, uneven=uneven)
 

@@ -137,25 +137,20 @@ def _collector(X: np.ndarray, st, k: int, *, min_depth: int) -> bool:
     return _bright_depth(X, st, k, min_depth=min_depth) >= _BRIGHT_MIN * X.shape[2]
 
 
-def _layered(small, J, X, st, k: int, t_side: float, *, min_depth: int) -> bool:
-    """The band of ``st`` shows evidence of layers (see the module docstring).
+def _layered(small, J, X, st, k: int, t_side: float, *, min_depth: int) -> str:
+    """The evidence of layers the band of ``st`` shows (see the module docstring).
 
     ``X``: the side's texture profiles; ``t_side``: the strongest interface
-    statistic found on the side.
+    statistic found on the side.  Returns the first evidence found,
+    ``'interface'``, ``'orientation'`` or ``'smooth'`` (smooth layers alone),
+    or ``''`` (false) when the band shows none.
     """
     if t_side >= _EVIDENCE_T:
-        return True
+        return "interface"
     if _band_orientation(J, st, k, min_depth=min_depth) >= _EVIDENCE_ORI:
-        return True
+        return "orientation"
     across = X.shape[2]
-    return _smooth_depth(X, st, k, min_depth=min_depth) >= _SMOOTH_MIN * across
-
-
-def _smooth_only(J, st, k: int, t_side: float, *, min_depth: int) -> bool:
-    """The band of ``st`` passed :func:`_layered` on smooth layers alone
-    (no very clear interface, no oriented texture)."""
-    return (t_side < _EVIDENCE_T
-            and _band_orientation(J, st, k, min_depth=min_depth) < _EVIDENCE_ORI)
+    return "smooth" if _smooth_depth(X, st, k, min_depth=min_depth) >= _SMOOTH_MIN * across else ""
 
 
 def _step_evenness(X: np.ndarray, st, k: int) -> float:

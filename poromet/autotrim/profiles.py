@@ -362,6 +362,19 @@ def _side_boundary(X: np.ndarray, *, max_depth: int, min_depth: int,
     return (bj, strength, coverage, consistency, len(peaks)), best_rej, T
 
 
+def _spread_ratio(sdz: np.ndarray, sde) -> float:
+    """How much a zone varies along the side against exterior windows.
+
+    ``sdz`` (F,): spread over the strips of the zone's mean features;
+    ``sde``: the same for exterior windows of the zone's width (a list of
+    (F,) arrays, their median taken).  Returns the RMS ratio over the
+    texture features (the anisotropy left out): below 1 a layer uniform
+    along the side, about 1 or more the cover's own variation.
+    """
+    u = sdz[:6] / np.maximum(np.median(sde, axis=0)[:6], 1e-6)
+    return float(np.sqrt(np.mean(u * u)))
+
+
 def _zone_windows(X: np.ndarray, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
     """Mean features of each strip over its own depths ``[z0[j], z1[j])``: (F, n)."""
     return np.stack([X[:, j, int(a):int(b)].mean(axis=1) for j, (a, b) in enumerate(zip(z0, z1))],
@@ -407,8 +420,7 @@ def _cover_zone(X: np.ndarray, D: np.ndarray, t: np.ndarray, p: int, bj: np.ndar
            for m in range(0, S - int(e0.max()) - w + 1, max(1, w // 2))]
     if not sde:
         return False
-    u = sdz[:6] / np.maximum(np.median(sde, axis=0)[:6], 1e-6)
-    return float(np.sqrt(np.mean(u * u))) >= _COVER_UNIFORM
+    return _spread_ratio(sdz, sde) >= _COVER_UNIFORM
 
 
 def _refine(D: np.ndarray, t: np.ndarray, b: int, *, lo: int, hi: int, tol: float):
