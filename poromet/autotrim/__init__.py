@@ -24,7 +24,9 @@ of one material:
 * the stack touches the image edge, so the stack on one side is everything
   between that edge and the **outermost** interface;
 * scan-line artefacts (1-3 bright rows from charging) are removed first by a
-  vertical median so they are not taken for current collectors.
+  vertical median so they are not taken for current collectors (the
+  orientation of the top and bottom sides is read without it: the median
+  erases thin horizontal layers and the pores drawn out in them).
 
 Method, per side, at reduced resolution (longest side about 512 px): the
 field is cut into 8 strips along the side; each strip gives feature profiles

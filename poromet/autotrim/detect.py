@@ -364,7 +364,9 @@ def _detect(image, info_bar_px: int, sides, max_depth: float):
     edge = int(math.ceil(_STREAK_ROWS / (2 * k))) + 1
     out, cand, ori_only = [], [], []
     missed = False          # a band with layers against a side was left uncut
-    J = _orientation_maps(small)
+    # the streak median erases the thin horizontal layers of a top or bottom
+    # stack: their orientation is read on the image without it
+    J = _orientation_maps(small, _working_image(a, streaks=False)[0])
     for side in sides:
         if side not in SIDES:
             raise RoiError(f"find_stack: side {side!r}; allowed: {', '.join(SIDES)}")

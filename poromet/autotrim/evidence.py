@@ -30,15 +30,8 @@ import numpy as np
 
 from ._params import (_BRIGHT_MIN, _EVIDENCE_ORI, _EVIDENCE_T, _EXTRA_PX, _SMOOTH_COARSE,
                       _SMOOTH_GRAD, _SMOOTH_MIN)
-from .profiles import _orient, _pooled_spread, _step_windows, _steps
-
-
-def _anisotropy(J, side: str) -> np.ndarray:
-    """Structure-tensor anisotropy ``(J_ss - J_tt) / (J_ss + J_tt)`` oriented to a side (T, S)."""
-    Jxx, Jyy = J
-    js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
-    js, jt = _orient(js, side), _orient(jt, side)
-    return (js - jt) / (js + jt + 1e-6)
+from .orientation import _anisotropy
+from .profiles import _pooled_spread, _step_windows, _steps
 
 
 def _per_line(v, T: int) -> np.ndarray:
@@ -75,7 +68,7 @@ def _line_boundary(st, T: int, k: int) -> np.ndarray:
 
 def _band_orientation(J, st, k: int, *, min_depth: int) -> float:
     """Orientation excess of the band of ``st`` (from ``min_depth``) over the exterior beside it."""
-    T = J[0].shape[0] if st.side in ("left", "right") else J[0].shape[1]
+    T = J[st.side][0].shape[0]
     return _zone_orientation(J, st.side, float(min_depth) - 3.0, _line_boundary(st, T, k))
 
 

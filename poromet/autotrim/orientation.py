@@ -14,15 +14,41 @@ from .profiles import _orient, _strip_medians
 from .straighten import _shift_lines
 
 
-def _orientation_maps(small: np.ndarray):
-    """Structure-tensor energies (J_xx, J_yy) of the working image."""
+def _energies(img: np.ndarray):
+    """Structure-tensor energies (J_xx, J_yy) of a working image."""
     import cv2
 
-    sm = cv2.GaussianBlur(small, (0, 0), _ORI_GRAD)
+    sm = cv2.GaussianBlur(img, (0, 0), _ORI_GRAD)
     gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
     return (cv2.GaussianBlur(gx * gx, (0, 0), _ORI_INT),
             cv2.GaussianBlur(gy * gy, (0, 0), _ORI_INT))
+
+
+def _orientation_maps(small: np.ndarray, plain: np.ndarray | None = None) -> dict:
+    """Structure-tensor energies across and along each side: ``{side: (J_ss, J_tt)}``,
+    each (T, S) as :func:`~poromet.autotrim.profiles._orient` turns it.
+
+    ``small``: the working image after the vertical streak median, which
+    keeps vertical structure (the layers of a left or right stack) and
+    removes scan-line streaks, which run along the top and bottom sides.
+    ``plain``: the working image without that median, for the top and
+    bottom sides: the median erases thin horizontal structure, the very
+    layers and drawn-out pores of a top or bottom stack.  None: ``small``
+    for all sides.
+    """
+    Jxx, Jyy = _energies(small)
+    Pxx, Pyy = (Jxx, Jyy) if plain is None else _energies(plain)
+    return {"left": (_orient(Jxx, "left"), _orient(Jyy, "left")),
+            "right": (_orient(Jxx, "right"), _orient(Jyy, "right")),
+            "top": (_orient(Pyy, "top"), _orient(Pxx, "top")),
+            "bottom": (_orient(Pyy, "bottom"), _orient(Pxx, "bottom"))}
+
+
+def _anisotropy(J: dict, side: str) -> np.ndarray:
+    """Structure-tensor anisotropy ``(J_ss - J_tt) / (J_ss + J_tt)`` of a side (T, S)."""
+    js, jt = J[side]
+    return (js - jt) / (js + jt + 1e-6)
 
 
 def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
@@ -45,10 +71,7 @@ def _layered_band(J, side: str, *, max_depth: int, min_depth: int,
     the two levels, so a view that sharpens a strong layer (a current
     collector) does not end the band before a weakly oriented outer layer.
     """
-    Jxx, Jyy = J
-    js, jt = (Jxx, Jyy) if side in ("left", "right") else (Jyy, Jxx)
-    js, jt = _orient(js, side), _orient(jt, side)
-    an = (js - jt) / (js + jt + 1e-6)                       # (T, S)
+    an = _anisotropy(J, side)                               # (T, S)
     if shift is not None:
         an = _shift_lines(an, shift)
     T, S = an.shape

@@ -84,17 +84,21 @@ def _vertical_median(a: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _working_image(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """Downscale by an integer factor after removing 1-3-row scan-line streaks."""
+def _working_image(a: np.ndarray, *, streaks: bool = True) -> tuple[np.ndarray, int]:
+    """Downscale by an integer factor after removing 1-3-row scan-line
+    streaks (``streaks=False``: without removing them), scaled to [0, 1]."""
     import cv2
 
     H, W = a.shape
     k = max(1, int(math.ceil(max(H, W) / _WORK_PX)))
     w, h = max(W // k, 8), max(H // k, 8)
-    # columns first (keeps every row), then a vertical median, then rows
-    cols = cv2.resize(a, (w, H), interpolation=cv2.INTER_AREA)
-    cols = _vertical_median(cols, _STREAK_ROWS)
-    small = cv2.resize(cols, (w, h), interpolation=cv2.INTER_AREA)
+    if streaks:
+        # columns first (keeps every row), then a vertical median, then rows
+        cols = cv2.resize(a, (w, H), interpolation=cv2.INTER_AREA)
+        cols = _vertical_median(cols, _STREAK_ROWS)
+        small = cv2.resize(cols, (w, h), interpolation=cv2.INTER_AREA)
+    else:
+        small = cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
     lo, hi = np.percentile(small, (1.0, 99.0))
     small = np.clip((small - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
     return small, k
