@@ -232,6 +232,23 @@ def test_write_set_round_trip(tmp_path):
         assert len({r["pixel_size_um"] for r in rows if r["sample"] == s}) == 1
 
 
+def test_set_specs_draws_the_fields_write_set_writes(tmp_path):
+    from poromet.synth.writer import set_specs
+
+    kw = dict(n_samples=2, fields_per_sample=3, seed=11, stack_fraction=0.66)
+    rows = read_truth(write_set(tmp_path / "set", size=(W, H), truth_masks=False, **kw))
+    specs = list(set_specs(size=(W, H), **kw))
+    assert len(specs) == len(rows) == 6
+    for r, d in zip(rows, specs):
+        f = d["field"]
+        assert (d["sample"], d["k"] + 1, d["metadata"]) == (r["sample"], r["field"], r["metadata"])
+        assert (f["seed"], f["bit_depth"], f["info_bar"]) == (r["seed"], r["bit_depth"],
+                                                              r["info_bar_px"])
+        assert f["pixel_size_um"] == r["pixel_size_um"]
+        assert f["porosity"] == r["porosity_target"]
+        assert f["stack"] == (r["stack_side"] is not None)
+
+
 def test_write_set_truth_masks_and_flat_layout(tmp_path):
     import cv2
 

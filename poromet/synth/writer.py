@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["write_field", "write_set", "fei_ini", "TRUTH_COLUMNS", "METADATA_KINDS"]
+__all__ = ["write_field", "write_set", "set_specs", "fei_ini", "TRUTH_COLUMNS", "METADATA_KINDS"]
 
 METADATA_KINDS = ("fei", "resolution", "none")
 
@@ -151,6 +151,45 @@ def _per_sample(value, n, name):
     return vals
 
 
+def set_specs(*, n_samples: int, fields_per_sample: int, seed: int, stack_fraction: float = 0.3,
+              porosities=None, size: tuple[int, int] = (1024, 768), difficulty: str = "mixed",
+              bit_depth: int | None = None, metadata: str = "random", info_bar=None,
+              field_cv: float | None = None):
+    """The fields of a :func:`write_set` set, drawn as it draws them (no files).
+
+    Yields, per field in order, a dict with ``sample`` ('S01', ...), ``k``
+    (0-based field index), ``metadata`` (the kind written), ``sample_porosity``,
+    ``porosity`` (the field's target) and ``field``: the keyword arguments of
+    :func:`~poromet.synth.field.generate_field` that make the field.
+    ``porosities``: per sample, None (drawn) or a value; the other
+    parameters as in :func:`write_set` (not checked here).
+    """
+    from .field import _bar_height
+    from .noise import log_uniform, uniform
+
+    W, H = (int(v) for v in size)
+    porosities = _per_sample(porosities, n_samples, "sample_porosity")
+    rng = np.random.default_rng(int(seed))
+    for s in range(n_samples):
+        sname = f"S{s + 1:02d}"
+        sp = porosities[s] if porosities[s] is not None else uniform(rng, 0.03, 0.5)
+        cv = field_cv if field_cv is not None else uniform(rng, 0.03, 0.08)
+        px_um = log_uniform(rng, 0.06, 0.16)
+        bits = bit_depth if bit_depth is not None else (8 if rng.random() < 0.7 else 16)
+        bar = info_bar if info_bar is not None else _bar_height(rng, None, H)
+        meta = metadata if metadata != "random" else str(
+            rng.choice(METADATA_KINDS, p=[0.5, 0.3, 0.2]))
+        for k in range(fields_per_sample):
+            fseed = int(rng.integers(0, 2**31 - 1))
+            fp = float(np.clip(sp * (1.0 + rng.normal(0.0, cv)), 0.0, 0.9))
+            with_stack = bool(rng.random() < stack_fraction)
+            yield {"sample": sname, "k": k, "metadata": meta, "sample_porosity": sp,
+                   "porosity": fp,
+                   "field": dict(seed=fseed, width=W, height=H, porosity=fp, bit_depth=bits,
+                                 stack=with_stack, info_bar=bar, pixel_size_um=px_um,
+                                 difficulty=difficulty)}
+
+
 def write_set(out_dir, *, n_samples: int, fields_per_sample: int, seed: int,
               layout: str = "samples", sidecar: str = "rect", stack_fraction: float = 0.3,
               sample_porosity: float | Sequence[float] | None = None,
@@ -198,8 +237,7 @@ def write_set(out_dir, *, n_samples: int, fields_per_sample: int, seed: int,
     Path
         ``out_dir/truth.csv``.
     """
-    from .field import _bar_height, generate_field
-    from .noise import log_uniform, uniform
+    from .field import generate_field
     from .render import DIFFICULTIES
 
     if layout not in ("samples", "flat"):
@@ -226,45 +264,35 @@ def write_set(out_dir, *, n_samples: int, fields_per_sample: int, seed: int,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(int(seed))
     rows = []
-    for s in range(n_samples):
-        sname = f"S{s + 1:02d}"
-        sp = porosities[s] if porosities[s] is not None else uniform(rng, 0.03, 0.5)
-        cv = field_cv if field_cv is not None else uniform(rng, 0.03, 0.08)
-        px_um = log_uniform(rng, 0.06, 0.16)
-        bits = bit_depth if bit_depth is not None else (8 if rng.random() < 0.7 else 16)
-        bar = info_bar if info_bar is not None else _bar_height(rng, None, H)
-        meta = metadata if metadata != "random" else str(
-            rng.choice(METADATA_KINDS, p=[0.5, 0.3, 0.2]))
-        for k in range(fields_per_sample):
-            fseed = int(rng.integers(0, 2**31 - 1))
-            fp = float(np.clip(sp * (1.0 + rng.normal(0.0, cv)), 0.0, 0.9))
-            with_stack = bool(rng.random() < stack_fraction)
-            f = generate_field(fseed, width=W, height=H, porosity=fp, bit_depth=bits,
-                               stack=with_stack, info_bar=bar, pixel_size_um=px_um,
-                               difficulty=difficulty)
-            stem = f"{sname}_f{k + 1:02d}"
-            rel = f"{sname}/{stem}.tif" if layout == "samples" else f"{stem}.tif"
-            write_field(f, out / rel, sidecar=sidecar, metadata=meta)
-            if truth_masks:
-                _write_masks(f, out / "_truth", stem)
-            x, y, w, h = f.rect
-            p = f.params
-            rows.append({
-                "path": rel, "sample": sname, "field": k + 1,
-                "porosity_rect": repr(f.porosity_rect),
-                "porosity_exterior": repr(f.porosity_exterior),
-                "porosity_target": repr(fp), "sample_porosity": repr(float(sp)),
-                "void_px_rect": p["void_px_rect"], "region_px_rect": p["region_px_rect"],
-                "void_px_exterior": p["void_px_exterior"],
-                "region_px_exterior": p["region_px_exterior"],
-                "rect_x": x, "rect_y": y, "rect_w": w, "rect_h": h,
-                "info_bar_px": f.info_bar_px, "pixel_size_um": repr(f.pixel_size_um),
-                "stack_side": f.stack_side or "", "bit_depth": f.bit_depth,
-                "width": W, "height": H, "difficulty": difficulty, "metadata": meta,
-                "sidecar": sidecar, "seed": fseed,
-            })
+    for spec in set_specs(n_samples=n_samples, fields_per_sample=fields_per_sample, seed=seed,
+                          stack_fraction=stack_fraction, porosities=porosities, size=(W, H),
+                          difficulty=difficulty, bit_depth=bit_depth, metadata=metadata,
+                          info_bar=info_bar, field_cv=field_cv):
+        sname, k, meta, sp, fp = (spec[key] for key in ("sample", "k", "metadata",
+                                                          "sample_porosity", "porosity"))
+        f = generate_field(**spec["field"])
+        stem = f"{sname}_f{k + 1:02d}"
+        rel = f"{sname}/{stem}.tif" if layout == "samples" else f"{stem}.tif"
+        write_field(f, out / rel, sidecar=sidecar, metadata=meta)
+        if truth_masks:
+            _write_masks(f, out / "_truth", stem)
+        x, y, w, h = f.rect
+        p = f.params
+        rows.append({
+            "path": rel, "sample": sname, "field": k + 1,
+            "porosity_rect": repr(f.porosity_rect),
+            "porosity_exterior": repr(f.porosity_exterior),
+            "porosity_target": repr(fp), "sample_porosity": repr(float(sp)),
+            "void_px_rect": p["void_px_rect"], "region_px_rect": p["region_px_rect"],
+            "void_px_exterior": p["void_px_exterior"],
+            "region_px_exterior": p["region_px_exterior"],
+            "rect_x": x, "rect_y": y, "rect_w": w, "rect_h": h,
+            "info_bar_px": f.info_bar_px, "pixel_size_um": repr(f.pixel_size_um),
+            "stack_side": f.stack_side or "", "bit_depth": f.bit_depth,
+            "width": W, "height": H, "difficulty": difficulty, "metadata": meta,
+            "sidecar": sidecar, "seed": spec["field"]["seed"],
+        })
     truth = out / "truth.csv"
     with open(truth, "w", newline="", encoding="utf-8") as fh:
         wr = csv.DictWriter(fh, fieldnames=TRUTH_COLUMNS, lineterminator="\n")
