@@ -414,9 +414,16 @@ def adaptive_smooth(img: np.ndarray, region: np.ndarray, *, target: float = 0.06
     return cv2.GaussianBlur(img, (0, 0), sigma), float(sigma)
 
 
+#: The default edge and blob rules of :func:`local_threshold` (also used by
+#: the compiled path, :mod:`poromet.kernels`).
+LOCAL_RULES = {"edge_fraction": 0.5, "alpha": 0.51, "rim_weight": 0.60, "blob_fraction": 0.25}
+
+
 def local_threshold(img: np.ndarray, region: np.ndarray, *, radius: int = 2,
-                    edge_fraction: float = 0.5, alpha: float = 0.51,
-                    rim_weight: float = 0.60, blob_fraction: float = 0.25,
+                    edge_fraction: float = LOCAL_RULES["edge_fraction"],
+                    alpha: float = LOCAL_RULES["alpha"],
+                    rim_weight: float = LOCAL_RULES["rim_weight"],
+                    blob_fraction: float = LOCAL_RULES["blob_fraction"],
                     blob_depth: float = 0.65) -> tuple[np.ndarray, float, float, float]:
     """Threshold field: local rules near voids, the global midpoint elsewhere.
 
@@ -530,6 +537,13 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
 
     # 4-connected (ndi.label's default cross); the areas from a histogram of
     # the labels (OpenCV's own statistics cost more than the labelling here)
+    if edge_ratio is not None and gradient is not None:
+        from . import kernels
+
+        if (kernels.available() and img.dtype == np.float32 and gradient.dtype == np.float32
+                and img.ndim == 2):
+            return _fill_floors_fused(pores, img, region, gradient, level=level,
+                                      soft_level=soft_level, edge_ratio=edge_ratio)
     nonvoid = ~pores & region
     n, lab, cnt = label_areas(nonvoid, connectivity=4)
     if n <= 2:
@@ -561,6 +575,51 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
         if fill[big]:
             out |= lab == big
     return out
+
+
+def _fill_floors_fused(pores, img, region, gradient, *, level, soft_level, edge_ratio):
+    """:func:`fill_dark_floors` (with ``edge_ratio``) through
+    :mod:`poromet.kernels`: the patches as row runs joined by a union-find,
+    their sums and their borders' gradients in the same pass; no label
+    image and no full-size temporaries."""
+    import cv2
+
+    from .kernels import _kernels
+
+    k = _kernels()
+    pores = np.ascontiguousarray(pores, dtype=bool)
+    region = np.ascontiguousarray(region, dtype=bool)
+    # 8-adjacent to a void (a non-void pixel there is on its patch's border)
+    border = cv2.dilate(pores.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    ry, rs, re, rid, cnt, sums, bcnt, bsum = k.patch_runs(
+        pores, region, np.ascontiguousarray(img), np.ascontiguousarray(gradient), border)
+    n = cnt.size
+    if n <= 2:
+        return pores
+    n_region = np.count_nonzero(region)
+    mean = sums / np.maximum(cnt, 1)
+    dark = mean < level
+    dark[0] = False
+    grayish = mean < max(level, soft_level if soft_level is not None else level)
+    grayish[0] = False
+    fill = grayish & (cnt < 0.5 * n_region)
+    if fill.any():
+        bright = ~dark
+        bright[0] = False
+        n_ref = int(bcnt[bright].sum())
+        if n_ref < 16:
+            bright = np.ones(n, np.bool_)
+            n_ref = int(bcnt.sum())
+        gb = k.run_border_values(ry, rs, re, rid, border, gradient, bright, n_ref)
+        if gb.size == 0:
+            soft = np.ones(n, bool)
+        else:
+            soft = bsum < edge_ratio * _median(gb) * np.maximum(bcnt, 1)
+        fill &= soft | (dark & (cnt <= 2))
+    fill[0] = False
+    if not fill.any():
+        return pores
+    return k.paint_runs(pores, ry, rs, re, rid, fill)
 
 
 def _patch_sums(lab: np.ndarray, cnt: np.ndarray, img: np.ndarray, nonvoid: np.ndarray):

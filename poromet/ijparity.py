@@ -96,6 +96,14 @@ def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np
         if region.shape != v.shape:
             raise PorometError(
                 f"region shape {region.shape} differs from image shape {v.shape}")
+    if v.dtype == np.float32 and v.ndim == 2 and region is not None:
+        from .kernels import _kernels
+
+        k = _kernels()
+        if k is not None:                  # one pass, the same bins
+            hist, odd = k.rounded_hist(np.ascontiguousarray(v), np.ascontiguousarray(region))
+            if not odd:
+                return hist
     fast = _histogram_cv2(v, region)
     if fast is not None:
         return fast

@@ -1,0 +1,141 @@
+"""Fused per-pixel kernels of the default segmentation (compiled with Numba).
+
+The ``local`` segmentation (:mod:`poromet.adaptive`) makes, per pixel, a
+threshold from the local range, a curvature correction from five Sobel
+derivatives, a comparison at three levels (the threshold and the two ends of
+the sensitivity band) and a speck removal at each of them.  Written with
+OpenCV and NumPy that is some forty passes over full-size float32 arrays and
+three connected-component labellings (about 40 ms of a 1280x960 field);
+here it is two passes:
+
+* :func:`threshold_codes` - the threshold, the curvature correction and the
+  comparison in one sweep of row buffers, giving each pixel a *code*: how
+  many of the three levels (``-band``, ``0``, ``+band`` gray levels above
+  the threshold) it is darker than (0 outside the region), and the gradient
+  magnitude that the floor rule needs;
+* :func:`keep_large` - speck removal on ``code >= level``: a search from
+  each pixel that stops as soon as it has found ``min_area`` 8-connected
+  pixels (or a pixel already known to be in a large void), so only specks
+  are explored to the end; no labels.
+
+The arithmetic is the reference's (:func:`poromet.adaptive.local_threshold`,
+:func:`poromet.adaptive.tangential_curvature`), in float32 and in the same
+order; the Sobel sums and ``exp`` may differ from OpenCV's and NumPy's in
+the last bit, so a pixel whose gray level equals its threshold to within a
+few 1e-7 can fall the other way (tests compare both paths on synthetic
+fields).  Numba compiles the kernels once per installation (``cache=True``:
+a few seconds at the first use, then loaded in milliseconds).
+
+:func:`available` is False when Numba cannot be imported; callers then use
+the reference path, which gives the same results (``POROMET_KERNELS=0`` in
+the environment chooses it too).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["available", "threshold_codes", "keep_large"]
+
+_JIT = None
+
+
+def available() -> bool:
+    """Can the compiled kernels be used (Numba importable)?"""
+    return _kernels() is not None
+
+
+def _kernels():
+    global _JIT
+    if os.environ.get("POROMET_KERNELS", "1") == "0":
+        return None
+    if _JIT is None:
+        try:
+            from . import _jit
+        except ImportError:
+            _JIT = False
+        else:
+            _JIT = _jit
+    return _JIT or None
+
+
+def threshold_codes(img: np.ndarray, region: np.ndarray, *, t: float, dark: float,
+                    solid: float, edge_fraction: float, alpha: float, rim_weight: float,
+                    blob_fraction: float, blob_depth: float, curvature_scale: float,
+                    band: float, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-pixel threshold level codes and gradient magnitude, in one pass.
+
+    Parameters
+    ----------
+    img : ndarray of float32, shape (H, W)
+        The preprocessed field (8-bit scale), at least 3x3.
+    region : ndarray of bool, shape (H, W)
+    t, dark, solid : float
+        Global midpoint, void and solid levels (:func:`poromet.adaptive.local_threshold`).
+    edge_fraction, alpha, rim_weight, blob_fraction, blob_depth : float
+        The edge and blob rules (:func:`poromet.adaptive.local_threshold`).
+    curvature_scale : float
+        Factor of the tangential curvature added to the threshold (0: none).
+    band : float
+        Half-width of the sensitivity band, gray levels (>= 0).
+    gradient : bool
+        Also return the gradient magnitude (Sobel, per pixel).
+
+    Returns
+    -------
+    code : ndarray of uint8, shape (H, W)
+        With ``D = threshold - img``: ``(D > -band) + (D > 0) + (D > band)``
+        in the region, 0 outside.  Voids at the threshold are ``code >= 2``.
+    grad : ndarray of float32, shape (H, W), or None
+    """
+    k = _kernels()
+    if k is None:
+        raise RuntimeError("poromet.kernels: Numba is not installed")
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    reg = np.ascontiguousarray(region, dtype=bool).view(np.uint8)
+    H, W = img.shape
+    if H < 3 or W < 3:
+        raise ValueError(f"threshold_codes: image {img.shape} smaller than 3x3")
+    contrast = solid - dark
+    f = np.float32
+    consts = np.array([
+        t,                                     # 0 global midpoint
+        dark + 0.75 * contrast,                # 1 near a void: window minimum below
+        edge_fraction * contrast,              # 2 edge: range above
+        blob_fraction * contrast,              # 3 blob: range above
+        dark + 0.85 * contrast,                # 4 blob: window maximum above
+        dark + blob_depth * contrast,          # 5 blob: window minimum below
+        -1.0 / contrast,                       # 6 blob level exponent factor
+        rim_weight,                            # 7 edge level: range weight
+        1.0 - alpha + rim_weight,              # 8 edge level: minimum weight
+        (alpha - rim_weight) * solid,          # 9 edge level: constant
+        curvature_scale,                       # 10
+        band,                                  # 11
+        -band,                                 # 12
+    ], dtype=np.float64).astype(f)
+    code = np.empty((H, W), np.uint8)
+    grad = np.empty((H, W), np.float32) if gradient else np.empty((1, 1), np.float32)
+    k.codes(img, reg, consts, curvature_scale != 0, curvature_scale != 1, gradient, code, grad)
+    return code, (grad if gradient else None)
+
+
+def keep_large(code: np.ndarray, level: int, min_area: int) -> np.ndarray:
+    """``code >= level`` without its 8-connected components of fewer than
+    ``min_area`` pixels, as a boolean array (the same pixels as
+    :func:`poromet.labels.remove_small`).
+
+    Examples
+    --------
+    >>> c = np.zeros((5, 6), np.uint8); c[0, 0] = 2; c[2:4, 2:5] = 3
+    >>> int(keep_large(c, 2, 2).sum()), int(keep_large(c, 3, 7).sum())
+    (6, 0)
+    """
+    k = _kernels()
+    if k is None:
+        raise RuntimeError("poromet.kernels: Numba is not installed")
+    code = np.ascontiguousarray(code, dtype=np.uint8)
+    out = np.empty(code.shape, np.uint8)
+    k.keep(code, np.uint8(level), max(1, int(min_area)), out)
+    return out.view(bool)

@@ -1,0 +1,143 @@
+"""The compiled kernels (poromet.kernels) against the reference path they replace.
+
+Each kernel is checked on seeded inputs against the OpenCV/NumPy code that
+gives the same result without Numba (``POROMET_KERNELS=0``); the whole
+default segmentation is compared on synthetic fields, pixel by pixel.
+"""
+
+import cv2
+import numpy as np
+import pytest
+
+from poromet import kernels
+from poromet.adaptive import (
+    LOCAL_RULES,
+    fill_dark_floors,
+    gradient_magnitude,
+    local_threshold,
+    tangential_curvature,
+)
+from poromet.labels import remove_small
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="Numba not installed")
+
+
+@pytest.fixture
+def reference(monkeypatch):
+    """Run the block under it on the reference path."""
+    def use(on: bool):
+        monkeypatch.setenv("POROMET_KERNELS", "0" if on else "1")
+    return use
+
+
+def blobs(seed, shape=(150, 170), sigma=2.0, q=30):
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), sigma)
+    img = (img - img.min()) / (img.max() - img.min()) * 200 + 20
+    return img.astype(np.float32), img < np.percentile(img, q)
+
+
+def test_the_environment_switch_chooses_the_reference(reference):
+    assert kernels.available()
+    reference(True)
+    assert not kernels.available()
+    with pytest.raises(RuntimeError, match="Numba"):
+        kernels.keep_large(np.zeros((3, 3), np.uint8), 1, 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("min_area", [1, 2, 4, 9, 40])
+def test_keep_large_is_remove_small(seed, min_area):
+    rng = np.random.default_rng(seed)
+    shape = [(60, 80), (1, 50), (37, 1), (5, 5)][seed]
+    code = rng.integers(0, 4, shape).astype(np.uint8)
+    for level in (1, 2, 3):
+        want = remove_small(code >= level, min_area)
+        got = kernels.keep_large(code, level, min_area)
+        assert got.dtype == bool
+        assert np.array_equal(got, want), (level, min_area)
+
+
+def test_keep_large_keeps_a_thin_diagonal_and_drops_specks():
+    code = np.zeros((20, 20), np.uint8)
+    idx = np.arange(2, 8)
+    code[idx, idx] = 2                    # a 6-pixel 8-connected diagonal
+    code[15, 15] = code[15, 16] = 2       # a 2-pixel speck
+    got = kernels.keep_large(code, 2, 4)
+    assert got[idx, idx].all() and not got[15, 15:17].any()
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("scale", [0.0, 0.6])
+def test_threshold_codes_match_the_reference_threshold(seed, scale):
+    img, _ = blobs(seed, sigma=1.5 + seed * 0.4)
+    region = np.ones(img.shape, bool)
+    region[:, :9] = False
+    T, t, dark, solid = local_threshold(img, region, blob_depth=0.7)
+    grad = np.empty(img.shape, np.float32)
+    if scale:
+        tangential_curvature(img, scale=scale, add_to=T, gradient_out=grad)
+    else:
+        grad = gradient_magnitude(img)
+    D = T - img
+    band = 2.0
+    want = ((D > -band).astype(np.uint8) + (D > 0) + (D > band)) * region
+    code, g = kernels.threshold_codes(img, region, t=t, dark=dark, solid=solid, blob_depth=0.7,
+                                      curvature_scale=scale, band=band, **LOCAL_RULES)
+    # the Sobel sums may round differently in the last bit: a pixel whose
+    # level is within ~1e-5 of its threshold may fall the other way
+    differ = code != want
+    assert np.count_nonzero(differ) <= 2
+    near_a_level = np.min(np.abs(D[differ][:, None] - np.array([-band, 0, band])), axis=1)
+    assert (near_a_level < 1e-4).all()
+    assert np.allclose(g, grad, atol=1e-4)
+    assert (code[~region] == 0).all() and code.max() == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fill_dark_floors_fused_matches_the_reference(seed, reference):
+    img, pores = blobs(seed, q=45 if seed < 3 else 70)
+    if seed >= 3:
+        img *= 0.6
+    region = np.ones(img.shape, bool)
+    region[:, :7] = False
+    region[-5:] = False
+    pores &= region
+    grad = gradient_magnitude(img)
+    kw = dict(level=120.0 * (0.6 if seed >= 3 else 1), soft_level=135.0, gradient=grad)
+    got = fill_dark_floors(pores, img, region, **kw)
+    reference(True)
+    want = fill_dark_floors(pores, img, region, **kw)
+    assert np.array_equal(got, want)
+    assert (got >= pores).all()
+
+
+def test_region_histogram_kernel_matches_the_numpy_bins(reference):
+    from poromet.ijparity import region_histogram
+
+    rng = np.random.default_rng(3)
+    v = rng.uniform(-3, 260, (90, 110)).astype(np.float32)
+    v[5, :20] = np.arange(20, dtype=np.float32) + 0.5        # ties round up
+    region = rng.random(v.shape) > 0.3
+    got = region_histogram(v, region)
+    want = np.bincount(np.clip(np.floor(v[region].astype(np.float64) + 0.5), 0, 255)
+                       .astype(int), minlength=256)
+    assert np.array_equal(got, want)
+    reference(True)
+    assert np.array_equal(region_histogram(v, region), want)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_the_default_segmentation_is_the_same_on_both_paths(seed, reference, tmp_path):
+    from poromet.measure import measure_field
+    from poromet.synth import generate_field
+
+    f = generate_field(seed, width=400, height=300)
+    got, a = measure_field(f.image, roi=tuple(f.rect), return_arrays=True)
+    reference(True)
+    want, b = measure_field(f.image, roi=tuple(f.rect), return_arrays=True)
+    assert np.count_nonzero(a.pores != b.pores) <= 2
+    assert got.porosity == pytest.approx(want.porosity, abs=1e-5)
+    assert got.porosity_low == pytest.approx(want.porosity_low, abs=1e-5)
+    assert got.porosity_high == pytest.approx(want.porosity_high, abs=1e-5)
+    assert abs(got.porosity - f.porosity_rect) < 0.03          # and it measures
