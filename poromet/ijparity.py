@@ -97,9 +97,9 @@ def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np
             raise PorometError(
                 f"region shape {region.shape} differs from image shape {v.shape}")
     if v.dtype == np.float32 and v.ndim == 2 and region is not None:
-        from .kernels import _kernels
+        from .kernels import loaded
 
-        k = _kernels()
+        k = loaded()                       # (exact bins either way: not worth loading Numba)
         if k is not None:                  # one pass, the same bins
             hist, odd = k.rounded_hist(np.ascontiguousarray(v), np.ascontiguousarray(region))
             if not odd:

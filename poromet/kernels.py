@@ -37,14 +37,40 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "threshold_codes", "keep_large"]
+__all__ = ["available", "loaded", "describe", "threshold_codes", "keep_large"]
 
 _JIT = None
 
 
 def available() -> bool:
-    """Can the compiled kernels be used (Numba importable)?"""
+    """Can the compiled kernels be used (Numba importable)?  Imports Numba
+    (about a second, once per process)."""
     return _kernels() is not None
+
+
+def loaded():
+    """The kernels when this process has already loaded them, else None
+    (never imports Numba: for steps whose result is exact either way)."""
+    if os.environ.get("POROMET_KERNELS", "1") == "0":
+        return None
+    return _JIT or None
+
+
+def describe() -> str:
+    """Which path the segmentation takes in a process with this
+    environment, without importing Numba (for a run's record)."""
+    if os.environ.get("POROMET_KERNELS", "1") == "0":
+        return "reference (POROMET_KERNELS=0)"
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        return "reference (numba not installed)"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"numba {version('numba')}"
+    except PackageNotFoundError:       # pragma: no cover - a source checkout of numba
+        return "numba"
 
 
 def _kernels():

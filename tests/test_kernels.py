@@ -19,7 +19,8 @@ from poromet.adaptive import (
 )
 from poromet.labels import remove_small
 
-pytestmark = pytest.mark.skipif(not kernels.available(), reason="Numba not installed")
+needs_numba = pytest.mark.skipif(not kernels.available(),
+                                 reason="Numba not installed (pip install poromet[fast])")
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def blobs(seed, shape=(150, 170), sigma=2.0, q=30):
     return img.astype(np.float32), img < np.percentile(img, q)
 
 
+@needs_numba
 def test_the_environment_switch_chooses_the_reference(reference):
     assert kernels.available()
     reference(True)
@@ -45,6 +47,7 @@ def test_the_environment_switch_chooses_the_reference(reference):
         kernels.keep_large(np.zeros((3, 3), np.uint8), 1, 2)
 
 
+@needs_numba
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("min_area", [1, 2, 4, 9, 40])
 def test_keep_large_is_remove_small(seed, min_area):
@@ -58,6 +61,7 @@ def test_keep_large_is_remove_small(seed, min_area):
         assert np.array_equal(got, want), (level, min_area)
 
 
+@needs_numba
 def test_keep_large_keeps_a_thin_diagonal_and_drops_specks():
     code = np.zeros((20, 20), np.uint8)
     idx = np.arange(2, 8)
@@ -67,6 +71,7 @@ def test_keep_large_keeps_a_thin_diagonal_and_drops_specks():
     assert got[idx, idx].all() and not got[15, 15:17].any()
 
 
+@needs_numba
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("scale", [0.0, 0.6])
 def test_threshold_codes_match_the_reference_threshold(seed, scale):
@@ -94,6 +99,7 @@ def test_threshold_codes_match_the_reference_threshold(seed, scale):
     assert (code[~region] == 0).all() and code.max() == 3
 
 
+@needs_numba
 @pytest.mark.parametrize("seed", range(6))
 def test_fill_dark_floors_fused_matches_the_reference(seed, reference):
     img, pores = blobs(seed, q=45 if seed < 3 else 70)
@@ -112,6 +118,7 @@ def test_fill_dark_floors_fused_matches_the_reference(seed, reference):
     assert (got >= pores).all()
 
 
+@needs_numba
 def test_region_histogram_kernel_matches_the_numpy_bins(reference):
     from poromet.ijparity import region_histogram
 
@@ -127,6 +134,7 @@ def test_region_histogram_kernel_matches_the_numpy_bins(reference):
     assert np.array_equal(region_histogram(v, region), want)
 
 
+@needs_numba
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])
 def test_the_default_segmentation_is_the_same_on_both_paths(seed, reference, tmp_path):
     from poromet.measure import measure_field
@@ -141,3 +149,35 @@ def test_the_default_segmentation_is_the_same_on_both_paths(seed, reference, tmp
     assert got.porosity_low == pytest.approx(want.porosity_low, abs=1e-5)
     assert got.porosity_high == pytest.approx(want.porosity_high, abs=1e-5)
     assert abs(got.porosity - f.porosity_rect) < 0.03          # and it measures
+
+
+def test_describe_names_the_path_without_importing_numba(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("POROMET_KERNELS", "0")
+    assert kernels.describe() == "reference (POROMET_KERNELS=0)"
+    assert kernels.loaded() is None
+    monkeypatch.setenv("POROMET_KERNELS", "1")
+    had = "numba" in sys.modules
+    d = kernels.describe()
+    assert d.startswith("numba ") or d == "reference (numba not installed)"
+    assert ("numba" in sys.modules) == had
+
+
+def test_a_batch_records_the_segmentation_path(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from poromet.cli import main
+    from poromet.synth import generate_field
+    import tifffile
+
+    f = generate_field(5, width=256, height=192)
+    tifffile.imwrite(tmp_path / "S01_f01.tif", f.image)
+    monkeypatch.setenv("POROMET_KERNELS", "0")
+    res = CliRunner().invoke(main, ["batch", str(tmp_path), "-o", str(tmp_path / "out"),
+                                    "--no-report", "-q", "-j", "1"])
+    assert res.exit_code in (0, 1), res.output
+    run = json.loads((tmp_path / "out" / "results.json").read_text())["run"]
+    assert run["segmentation_kernels"] == "reference (POROMET_KERNELS=0)"
