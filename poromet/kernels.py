@@ -40,6 +40,7 @@ import numpy as np
 __all__ = ["available", "loaded", "describe", "threshold_codes", "keep_large"]
 
 _JIT = None
+_FAILURE = ""           # why Numba, though installed, could not be used
 
 
 def available() -> bool:
@@ -65,6 +66,8 @@ def describe() -> str:
 
     if importlib.util.find_spec("numba") is None:
         return "reference (numba not installed)"
+    if _FAILURE:
+        return f"reference (numba failed to load: {_FAILURE})"
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -78,10 +81,21 @@ def _kernels():
     if os.environ.get("POROMET_KERNELS", "1") == "0":
         return None
     if _JIT is None:
+        global _FAILURE
         try:
             from . import _jit
         except ImportError:
             _JIT = False
+        except Exception as exc:  # noqa: BLE001 - Numba installed but unusable
+            # (no writable cache location, an LLVM that does not load, a NumPy
+            # this Numba does not support): the reference path measures the
+            # same pixels, only slower; say so once
+            import warnings
+
+            _JIT = False
+            _FAILURE = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"poromet: the compiled kernels are not used ({_FAILURE}); "
+                          "measuring on the reference path", RuntimeWarning, stacklevel=3)
         else:
             _JIT = _jit
     return _JIT or None

@@ -181,3 +181,25 @@ def test_a_batch_records_the_segmentation_path(tmp_path, monkeypatch):
     assert res.exit_code in (0, 1), res.output
     run = json.loads((tmp_path / "out" / "results.json").read_text())["run"]
     assert run["segmentation_kernels"] == "reference (POROMET_KERNELS=0)"
+
+
+def test_an_unusable_numba_falls_back_to_the_reference_with_a_warning(monkeypatch):
+    # e.g. no writable cache location: numba raises RuntimeError at import
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and fromlist and "_jit" in fromlist:
+            raise RuntimeError("cannot cache function 'codes': no locator available")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(kernels, "_JIT", None)
+    monkeypatch.setattr(kernels, "_FAILURE", "")
+    monkeypatch.setattr(builtins, "__import__", fake)
+    monkeypatch.delenv("POROMET_KERNELS", raising=False)
+    with pytest.warns(RuntimeWarning, match="reference path"):
+        assert not kernels.available()
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    if kernels.describe() != "reference (numba not installed)":
+        assert kernels.describe().startswith("reference (numba failed to load: RuntimeError")
