@@ -704,7 +704,9 @@ def _soft_bordered(pores, region, lab, n, img, gradient, ratio, *, bright) -> np
     if gb.size == 0:
         return np.ones(n, bool)
     ref = bright[lb]
-    steep = _median(gb[ref]) if np.count_nonzero(ref) >= 16 else _median(gb)
+    # (_median reorders its argument: the fallback takes a copy, since gb
+    # still has to match lb below; gb[ref] is a copy already)
+    steep = _median(gb[ref]) if np.count_nonzero(ref) >= 16 else _median(gb.copy())
     sums = np.bincount(lb, weights=gb, minlength=n)
     cnt = np.bincount(lb, minlength=n)
     return sums < ratio * steep * np.maximum(cnt, 1)
