@@ -104,6 +104,13 @@ def region_histogram(values: np.ndarray, region: np.ndarray | None = None) -> np
             hist, odd = k.rounded_hist(np.ascontiguousarray(v), np.ascontiguousarray(region))
             if not odd:
                 return hist
+    if v.ndim == 2 and v.size >= 2**24 and v.dtype in (np.uint8, np.float32):
+        # a very large field in bands of rows (OpenCV's counts are exact
+        # below 2**24 pixels; NumPy's route below copies the region's pixels
+        # in float64 several times: 5 GB more for a 16k x 12k field)
+        rows = max(1, 2**23 // v.shape[1])
+        return sum(region_histogram(v[y:y + rows], None if region is None else region[y:y + rows])
+                   for y in range(0, v.shape[0], rows))
     fast = _histogram_cv2(v, region)
     if fast is not None:
         return fast

@@ -42,16 +42,24 @@ def label_areas(mask: np.ndarray, *, connectivity: int = 8):
     import cv2
 
     u8 = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
-    if u8.size < 2 ** 24:                # float32 histogram counts are exact
-        try:
-            n, lab = cv2.connectedComponents(u8, connectivity=connectivity, ltype=cv2.CV_16U)
-        except cv2.error:                # more than 65535 labels
-            pass
-        else:
-            areas = cv2.calcHist([lab], [0], None, [n], [0, n]).ravel().astype(np.int64)
-            return n, lab, areas
+    # in bands of rows: OpenCV's float32 histogram counts are exact below
+    # 2**24 pixels, and bincount's intp copy of a band stays small (of a
+    # whole 16k x 12k field it was 1.6 GB)
+    rows = max(1, min(2 ** 23, 8 * _CHUNK_PIXELS) // max(1, u8.shape[-1]))
+    try:
+        n, lab = cv2.connectedComponents(u8, connectivity=connectivity, ltype=cv2.CV_16U)
+    except cv2.error:                    # more than 65535 labels
+        pass
+    else:
+        areas = np.zeros(n, np.int64)
+        for y in range(0, lab.shape[0], rows):
+            areas += cv2.calcHist([lab[y:y + rows]], [0], None, [n], [0, n]).ravel().astype(np.int64)
+        return n, lab, areas
     n, lab = cv2.connectedComponents(u8, connectivity=connectivity, ltype=cv2.CV_32S)
-    return n, lab, np.bincount(lab.ravel(), minlength=n).astype(np.int64)
+    areas = np.zeros(n, np.int64)
+    for y in range(0, lab.shape[0], rows):
+        areas += np.bincount(lab[y:y + rows].ravel(), minlength=n)
+    return n, lab, areas
 
 
 def remove_small(mask: np.ndarray, min_area: int, *, connectivity: int = 8) -> np.ndarray:
