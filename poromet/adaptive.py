@@ -535,8 +535,6 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
     """
     from .labels import label_areas
 
-    # 4-connected (ndi.label's default cross); the areas from a histogram of
-    # the labels (OpenCV's own statistics cost more than the labelling here)
     if edge_ratio is not None and gradient is not None:
         from . import kernels
 
@@ -544,6 +542,8 @@ def fill_dark_floors(pores: np.ndarray, img: np.ndarray, region: np.ndarray, *,
                 and img.ndim == 2):
             return _fill_floors_fused(pores, img, region, gradient, level=level,
                                       soft_level=soft_level, edge_ratio=edge_ratio)
+    # 4-connected (ndi.label's default cross); the areas from a histogram of
+    # the labels (OpenCV's own statistics cost more than the labelling here)
     nonvoid = ~pores & region
     n, lab, cnt = label_areas(nonvoid, connectivity=4)
     if n <= 2:
