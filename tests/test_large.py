@@ -179,6 +179,29 @@ def test_a_16k_image_is_measured_with_sane_memory(big_tiff):
     print(f"16k x 12k: {status}, peak RSS {peak:.0f} MB, {secs:.0f} s")
 
 
+def test_histogram_and_label_areas_of_a_field_over_2_24_pixels_are_exact(monkeypatch):
+    # 4100 x 4100 = 16.8 MPx: past OpenCV's exact float32 counts, so both are
+    # counted in bands of rows (the field-sized NumPy copies they replaced
+    # took 5 GB for a 16k x 12k field)
+    from poromet.ijparity import region_histogram
+    from poromet.labels import label_areas
+
+    monkeypatch.setenv("POROMET_KERNELS", "0")       # the reference path's route
+    rng = np.random.default_rng(7)
+    v = rng.uniform(-1, 257, (4100, 4100)).astype(np.float32)
+    region = np.zeros(v.shape, bool)
+    region[::3] = True
+    got = region_histogram(v, region)
+    sel = v[region].astype(np.float64)
+    want = np.bincount(np.clip(np.floor(sel + 0.5), 0, 255).astype(np.intp), minlength=256)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    del sel
+    mask = v > 200
+    n, lab, areas = label_areas(mask)
+    assert areas.sum() == mask.size and areas[0] == np.count_nonzero(~mask)
+    assert np.array_equal(areas, np.bincount(lab.ravel(), minlength=n))
+
+
 # -- 10,000 files ----------------------------------------------------------------
 
 def test_a_folder_of_10000_files_is_listed_fast_and_small(tmp_path):
