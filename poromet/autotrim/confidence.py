@@ -9,7 +9,7 @@ from ._params import (_ACCEPT_COVER, _ACCEPT_T, _CONSISTENT, _MISSED_CONF, _ORI_
 
 
 def _confidence(stacks: list[StackSide], tmax: dict, shape=None, *,
-                missed: bool = False, uneven=frozenset()) -> float:
+                missed: bool = False) -> float:
     """Map the decision's clarity to [0, 1].
 
     ``tmax`` holds, per side examined, the largest interface statistic found
@@ -27,11 +27,8 @@ def _confidence(stacks: list[StackSide], tmax: dict, shape=None, *,
     ``missed``: no stack was cut, but the strongest side's weaker interface
     bounds a band that shows layers (oriented texture or smooth layers,
     :func:`~poromet.autotrim.evidence._layered`); the field is unsure
-    (at most ``_MISSED_CONF``): a stack may have been left in.  ``uneven``:
-    sides cut on smooth layers alone whose step is uneven along the side
-    (:func:`~poromet.autotrim.evidence._step_evenness`); at most
-    ``_MISSED_CONF``: the band may be a dense zone of the cover beside a pore
-    cluster.
+    (at most ``_MISSED_CONF``): a stack may have been left in (also set
+    when a band on smooth layers alone with an uneven step was not cut).
     """
     if not tmax:
         return 1.0
@@ -64,8 +61,6 @@ def _confidence(stacks: list[StackSide], tmax: dict, shape=None, *,
                 across = shape[0] if st.side in ("top", "bottom") else shape[1]
                 if st.depth_px > 0.45 * across:
                     ci = min(ci, 0.45)
-        if st.side in uneven:
-            ci = min(ci, _MISSED_CONF)
         c.append(ci)
     conf = float(min(c))
     kept = {st.side for st in stacks}
