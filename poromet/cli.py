@@ -184,13 +184,9 @@ def _package_versions() -> dict:
             "opencv": ".".join(opencv.split(".")[:3]), "tifffile": meta("tifffile")}
 
 
-def _kernels_path() -> str:
+def run_info(command: str, **extra) -> dict:
     from .kernels import describe
 
-    return describe()
-
-
-def run_info(command: str, **extra) -> dict:
     return {
         "poromet_version": __version__,
         "command": command,
@@ -200,7 +196,7 @@ def run_info(command: str, **extra) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "packages": _package_versions(),
-        "segmentation_kernels": _kernels_path(),
+        "segmentation_kernels": describe(),
         **extra,
     }
 
