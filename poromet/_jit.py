@@ -434,3 +434,159 @@ def rounded_hist(v, region):
                 b = 255
             hist[int(b)] += 1
     return hist, False
+
+
+@jit
+def hist_int(v, region, nbins):
+    """(``nbins``-bin histogram of the integer values ``v`` over ``region``
+    (``region`` of shape (1, 1): every pixel), the number of region pixels
+    whose value is ``nbins`` or more)."""
+    H, W = v.shape
+    hist = np.zeros(nbins, np.int64)
+    every = region.shape[0] == 1 and region.shape[1] == 1 and (H != 1 or W != 1)
+    over = 0
+    for y in range(H):
+        row = v[y]
+        rg = region[0] if every else region[y]
+        for x in range(W):
+            if every or rg[x]:
+                b = np.int64(row[x])
+                if b < nbins:
+                    hist[b] += 1
+                else:
+                    over += 1
+    return hist, over
+
+
+@jit
+def hist_float(v, region, nbins, a, b):
+    """(histogram of ``floor(double(v) * a + b)`` over ``region``, the
+    region pixels outside ``[0, nbins)`` or NaN): OpenCV's uniform float
+    bins (``a = nbins / (hi - lo)``, ``b = -lo * a``)."""
+    H, W = v.shape
+    hist = np.zeros(nbins, np.int64)
+    every = region.shape[0] == 1 and region.shape[1] == 1 and (H != 1 or W != 1)
+    lost = 0
+    for y in range(H):
+        row = v[y]
+        rg = region[0] if every else region[y]
+        for x in range(W):
+            if every or rg[x]:
+                z = math.floor(np.float64(row[x]) * a + b)
+                if z >= 0 and z < nbins:
+                    hist[int(z)] += 1
+                else:
+                    lost += 1
+    return hist, lost
+
+
+@jit
+def unit_scale(data, lo, s, out):
+    """``out = clip((float32(data) - lo) * s, 0, 1.5)`` in float32, as
+    :func:`poromet.adaptive._robust_unit` computes it."""
+    H, W = data.shape
+    z = np.float32(0.0)
+    top = np.float32(1.5)
+    for y in range(H):
+        d = data[y]
+        o = out[y]
+        for x in range(W):
+            t = (np.float32(d[x]) - lo) * s
+            t = t if t > z else z              # NumPy's clip: min(max(t, 0), top)
+            o[x] = t if t < top else top
+    return 0
+
+
+@jit
+def divide_scale_clip(f, bg, s):
+    """``f = clip((f / bg) * s, 0, 255)`` in place, in float32 (the last
+    steps of :func:`poromet.adaptive.normalize_field`; ``f`` has no NaN)."""
+    H, W = f.shape
+    z = np.float32(0.0)
+    top = np.float32(255.0)
+    for y in range(H):
+        r = f[y]
+        g = bg[y]
+        for x in range(W):
+            t = (r[x] / g[x]) * s
+            t = t if t > z else z
+            r[x] = t if t < top else top
+    return 0
+
+
+@jit
+def _pair_bins(img, region, thr, hist, collect, j0, j1, out):
+    # the pairs of horizontal neighbours both in the region and above thr:
+    # with collect False the histogram of floor(256 |d|) and the number of
+    # pairs (those with |d| >= 256 or NaN counted apart), else the |d| in
+    # bins j0..j1 written to out (their number returned).  |d| * 256 is
+    # exact in float32, so its truncation is the bin.
+    H, W = img.shape
+    n = 0
+    bad = 0
+    s = np.float32(256.0)
+    top = np.float32(65536.0)
+    ok = np.empty(W, np.uint8)
+    for y in range(H):
+        row = img[y]
+        rg = region[y]
+        for x in range(W):
+            ok[x] = rg[x] & (row[x] > thr)
+        for x in range(1, W):
+            if ok[x] & ok[x - 1]:
+                z = abs(row[x] - row[x - 1]) * s
+                if not z < top:
+                    bad += 1
+                    continue
+                b = np.int32(z)
+                if collect:
+                    if b >= j0 and b <= j1:
+                        out[n] = z / s
+                        n += 1
+                else:
+                    hist[b] += 1
+                    n += 1
+    return n, bad
+
+
+@jit
+def pair_median(img, region, thr):
+    """(pairs, median): the number of horizontal neighbour pairs of ``img``
+    both in ``region`` and above ``thr``, and NumPy's median (float32) of
+    their absolute differences, from a histogram of 1/256-gray-level bins
+    and a sort of the one or two bins that hold the middle; (-1, 0) when a
+    difference is 256 or more."""
+    hist = np.zeros(65536, np.int32)
+    empty = np.empty(0, np.float32)
+    n, bad = _pair_bins(img, region, thr, hist, False, 0, 0, empty)
+    if bad:
+        return -1, np.float32(0.0)
+    if n == 0:
+        return 0, np.float32(0.0)
+    k0 = n // 2 - 1 if n % 2 == 0 else n // 2
+    k1 = n // 2
+    # the bins of the order statistics k0 and k1 (0-based)
+    cum = 0
+    j0 = -1
+    j1 = -1
+    below0 = 0
+    for j in range(65536):
+        c = hist[j]
+        if j0 < 0 and cum + c > k0:
+            j0 = j
+            below0 = cum
+        if cum + c > k1:
+            j1 = j
+            break
+        cum += c
+    m = 0
+    for j in range(j0, j1 + 1):
+        m += hist[j]
+    cand = np.empty(m, np.float32)
+    _pair_bins(img, region, thr, hist, True, j0, j1, cand)
+    cand.sort()
+    a = cand[k0 - below0]
+    b = cand[k1 - below0]
+    if k0 == k1:
+        return n, a
+    return n, np.float32(a + b) / np.float32(2.0)

@@ -102,7 +102,13 @@ def _robust_unit(data: np.ndarray, region: np.ndarray, *,
                  limits: tuple[float, float] | None = None) -> np.ndarray:
     """``data`` scaled so the region's robust range is [0, 1] (clipped to 1.5);
     ``limits``: that range when already known (:func:`_robust_range`)."""
+    from .kernels import loaded, unit_scale
+
     lo, hi = limits if limits is not None else _robust_range(data, region)
+    k = loaded()
+    out = unit_scale(k, data, lo, hi) if k is not None else None
+    if out is not None:                  # the same float32 operations, one pass
+        return out
     out = data.astype(np.float32)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
@@ -301,6 +307,8 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
     """
     import cv2
 
+    from .kernels import divide_scale_clip, loaded
+
     data = np.asarray(data)
     limits = _robust_range(data, region)
     f = _robust_unit(data, region, limits=limits)
@@ -345,9 +353,16 @@ def normalize_field(data: np.ndarray, region: np.ndarray, *, flatten: bool = Tru
             np.greater(buf, np.float32(dark + 0.7 * (solid_level - dark)), out=solid)
         del solid
         g = buf                                            # flattened, half size
-        f /= cv2.resize(bg, (W, H), interpolation=cv2.INTER_LINEAR)
+        bg_full = cv2.resize(bg, (W, H), interpolation=cv2.INTER_LINEAR)
         del bg
-    _, solid = field_levels(g, r)
+        _, solid = field_levels(g, r)
+        k = loaded() if data.dtype in (np.uint8, np.uint16) else None   # (no NaN in f)
+        if k is not None and divide_scale_clip(k, f, bg_full, SOLID_LEVEL / solid):
+            return f
+        f /= bg_full
+        del bg_full
+    else:
+        _, solid = field_levels(g, r)
     f *= np.float32(SOLID_LEVEL / solid)
     return np.clip(f, 0, 255, out=f)
 
@@ -377,9 +392,15 @@ def noise_sigma(img: np.ndarray, region: np.ndarray, threshold: float) -> float:
     from horizontal neighbour differences (robust MAD; blur is before the
     shot noise in an SEM, so the noise is white)."""
     from .histq import median_f32
+    from .kernels import loaded, pair_median
 
     k = max(1, math.ceil(img.size / 6e5))    # every k-th row (enough pairs for a median)
     img, region = img[::k], region[::k]
+    jit = loaded() if img.dtype == np.float32 else None
+    if jit is not None:
+        n, med = pair_median(jit, img, region, threshold)   # the same median, one pass
+        if med is not None:
+            return 0.0 if n < 16 else float(1.4826 * med / np.sqrt(2.0))
     # a pair counts when both pixels are in the region and above the threshold
     above = (img > threshold) & region
     m = above[:, 1:] & above[:, :-1]

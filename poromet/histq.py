@@ -67,10 +67,19 @@ def masked_hist(data: np.ndarray, region: np.ndarray | None, bins: int, lo: floa
     0) in a copy (in ``data`` itself when ``overwrite``), the whole image is
     counted and bin 0 is corrected by the number of outside pixels: the same
     counts.  8-bit data keeps OpenCV's mask (its fast path).  Counts are
-    exact below 2**24 pixels (OpenCV counts in float32).
+    exact below 2**24 pixels (OpenCV counts in float32).  Once the compiled
+    kernels are loaded, :func:`poromet.kernels.histogram` counts the same
+    bins in one pass.
     """
     import cv2
 
+    from .kernels import histogram, loaded
+
+    k = loaded()
+    if k is not None:
+        h = histogram(k, data, region, bins, lo, hi)   # one pass, no copy; the same counts
+        if h is not None:
+            return h
     data = np.ascontiguousarray(data)
     if region is None or data.dtype == np.uint8:
         mask = None if region is None else np.ascontiguousarray(region).view(np.uint8)

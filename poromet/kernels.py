@@ -21,7 +21,21 @@ The kernels (in :mod:`poromet._jit`):
   runs joined by a union-find, their sums and border gradients in the same
   pass (:func:`poromet.adaptive.fill_dark_floors`);
 * ``rounded_hist`` - the region's 256-bin histogram in one pass, used only
-  once the kernels are loaded (its bins are exact on both paths).
+  once the kernels are loaded (its bins are exact on both paths);
+* :func:`histogram` - OpenCV's uniform histogram (integer or float bins) in
+  one pass over the region, without the copy that OpenCV's slow masked
+  16-bit and float paths needed (:func:`poromet.histq.masked_hist`);
+* :func:`pair_median` - the median of neighbour differences of
+  :func:`poromet.adaptive.noise_sigma`, from a histogram and a sort of the
+  middle bins, with no difference image;
+* :func:`unit_scale` and :func:`divide_scale_clip` - the full-size scalings
+  of :func:`poromet.adaptive.normalize_field`, one pass each instead of
+  three to five.
+
+The last four are exact, not close: integer bins, order statistics and
+correctly rounded float32 operations in the reference's order; they are
+used only once a segmentation has loaded the kernels (:func:`loaded`), and
+the results are the same bits either way.
 
 The arithmetic is the reference's (:func:`poromet.adaptive.local_threshold`,
 :func:`poromet.adaptive.tangential_curvature`), in float32 and in the same
@@ -47,7 +61,8 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "loaded", "describe", "threshold_codes", "keep_large"]
+__all__ = ["available", "loaded", "describe", "threshold_codes", "keep_large", "histogram",
+           "pair_median", "unit_scale", "divide_scale_clip"]
 
 _JIT = None
 _FAILURE = ""           # why Numba, though installed, could not be used
@@ -189,3 +204,75 @@ def keep_large(code: np.ndarray, level: int, min_area: int) -> np.ndarray:
     out = np.empty(code.shape, np.uint8)
     k.keep(code, np.uint8(level), max(1, int(min_area)), out)
     return out.view(bool)
+
+
+_EVERY = np.ones((1, 1), np.uint8)       # "no region": every pixel counts
+
+
+def _region_u8(region, shape) -> np.ndarray:
+    if region is None:
+        return _EVERY
+    region = np.asarray(region)
+    if region.shape != shape:
+        raise ValueError(f"region {region.shape} and image {shape} differ in shape")
+    return np.ascontiguousarray(region, dtype=bool).view(np.uint8)
+
+
+def histogram(k, data: np.ndarray, region, bins: int, lo: float,
+              hi: float) -> np.ndarray | None:
+    """``cv2.calcHist([data], [0], region, [bins], [lo, hi])`` as int64,
+    through the loaded kernels ``k`` (:func:`loaded`), for 2-D uint8,
+    uint16 (``lo`` 0, ``hi`` ``bins``) or float32 data; None otherwise.
+
+    Float values fall in bin ``floor(v * a + b)`` in double precision with
+    OpenCV's ``a = bins / (hi - lo)`` and ``b = -lo * a`` (the range as
+    float32); values outside the bins are not counted, as in OpenCV, and
+    neither is NaN (OpenCV 5 counts it in the last bin; the reader replaces
+    NaN pixels, so no histogram here sees one).
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        return None
+    reg = _region_u8(region, data.shape)
+    data = np.ascontiguousarray(data)
+    if data.dtype in (np.uint8, np.uint16) and lo == 0 and hi == bins:
+        return k.hist_int(data, reg, int(bins))[0]
+    if data.dtype == np.float32:
+        low, high = float(np.float32(lo)), float(np.float32(hi))
+        a = bins / (high - low)
+        return k.hist_float(data, reg, int(bins), a, -low * a)[0]
+    return None
+
+
+def pair_median(k, img: np.ndarray, region: np.ndarray, threshold: float):
+    """``(n, np.median(d[m]))`` of :func:`poromet.adaptive.noise_sigma`
+    through the loaded kernels ``k``: the ``n`` horizontal neighbour pairs
+    of float32 ``img`` both in ``region`` and above ``threshold``, and the
+    median of their absolute differences as NumPy gives it (float32;
+    ``None`` when a difference is 256 or more: use NumPy)."""
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    reg = _region_u8(region, img.shape)
+    n, med = k.pair_median(img, reg, np.float32(threshold))
+    return (int(n), None) if n < 0 else (int(n), np.float32(med))
+
+
+def unit_scale(k, data: np.ndarray, lo: float, hi: float) -> np.ndarray | None:
+    """``clip((float32(data) - lo) * float32(1 / (hi - lo)), 0, 1.5)`` in
+    float32 for 2-D uint8/uint16 ``data``, through the loaded kernels ``k``
+    (None for other data)."""
+    if data.ndim != 2 or data.dtype not in (np.uint8, np.uint16):
+        return None
+    out = np.empty(data.shape, np.float32)
+    k.unit_scale(np.ascontiguousarray(data), np.float32(lo), np.float32(1.0 / (hi - lo)), out)
+    return out
+
+
+def divide_scale_clip(k, f: np.ndarray, bg: np.ndarray, scale) -> bool:
+    """``f = clip(f / bg * float32(scale), 0, 255)`` in place, through the
+    loaded kernels ``k``, for C-contiguous float32 ``f`` and ``bg`` of one
+    shape with no NaN in ``f``; False (nothing done) otherwise."""
+    if (f.dtype != np.float32 or bg.dtype != np.float32 or f.shape != bg.shape or f.ndim != 2
+            or not f.flags.c_contiguous or not bg.flags.c_contiguous):
+        return False
+    k.divide_scale_clip(f, bg, np.float32(scale))
+    return True

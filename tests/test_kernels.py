@@ -222,3 +222,115 @@ def test_floors_agree_when_no_patch_is_bright(seed, reference):
     want = fill_dark_floors(pores, img, region, **kw)
     assert np.array_equal(got, want)
     assert got.sum() > pores.sum()
+
+
+# -- the exact kernels: the same bits as the NumPy/OpenCV code they replace ---
+
+@needs_numba
+@pytest.mark.parametrize("dtype,bins,lo,hi", [
+    (np.uint8, 256, 0, 256), (np.uint16, 65536, 0, 65536), (np.uint16, 3000, 0, 3000),
+    (np.float32, 65536, 0.0, 256.0), (np.float32, 300, -2.0, 3.7), (np.float32, 7, 0.5, 100.0)])
+@pytest.mark.parametrize("masked", [True, False])
+def test_histogram_kernel_counts_what_opencv_counts(dtype, bins, lo, hi, masked):
+    rng = np.random.default_rng(bins + masked)
+    shape = (83, 121)
+    if dtype == np.float32:
+        v = rng.uniform(lo - 5, hi + 5, shape).astype(np.float32)
+        v[0, :10] = np.float32(lo)                       # the range's ends
+        v[1, :10] = np.nextafter(np.float32(hi), np.float32(0))
+        v[3, :5] = np.float32(hi)                        # outside: not counted
+    else:
+        v = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=np.int64).astype(dtype)
+        v[0, :20] = bins - 1
+        v[1, :20] = min(bins, np.iinfo(dtype).max)      # over the last bin (uint16)
+    region = rng.random(shape) > 0.4 if masked else None
+    mask = None if region is None else region.view(np.uint8)
+    want = cv2.calcHist([v], [0], mask, [bins], [lo, hi]).ravel().astype(np.int64)
+    got = kernels.histogram(kernels._kernels(), v, region, bins, lo, hi)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    if dtype == np.float32:
+        # NaN is not counted (OpenCV 5 counts it in the last bin; the reader
+        # replaces NaN pixels before any histogram)
+        v[:, 0] = np.nan
+        nan_free = kernels.histogram(kernels._kernels(), v, region, bins, lo, hi)
+        keep = np.ones(shape, bool) if region is None else region.copy()
+        inside = (v[keep] >= lo) & (v[keep] < hi)
+        assert nan_free.sum() == np.count_nonzero(inside)
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(6))
+def test_pair_median_is_numpys_median_of_the_differences(seed):
+    rng = np.random.default_rng(seed)
+    shape = [(70, 90), (1, 40), (40, 2), (64, 64), (33, 47), (50, 50)][seed]
+    # quantized values make ties and equal differences, the hard case
+    img = (np.round(rng.normal(150, 6, shape) * 4) / 4).astype(np.float32)
+    img[rng.random(shape) < 0.2] = 20.0
+    region = rng.random(shape) > 0.15
+    thr = np.float32(100.0)
+    above = (img > thr) & region
+    m = above[:, 1:] & above[:, :-1]
+    d = np.abs(img[:, 1:] - img[:, :-1])
+    n, med = kernels.pair_median(kernels._kernels(), img, region, 100.0)
+    assert n == np.count_nonzero(m)
+    if n:
+        want = np.median(d[m])
+        assert med.dtype == np.float32 and med == want
+    big = img.copy()
+    big[0, 0], big[0, 1] = 1000.0, 300.0                 # a difference of 700
+    region2 = region.copy()
+    region2[0, :2] = True
+    if shape[1] > 1:
+        assert kernels.pair_median(kernels._kernels(), big, region2, 100.0)[1] is None
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(4))
+def test_noise_sigma_is_the_same_on_both_paths(seed, reference):
+    from poromet.adaptive import noise_sigma
+
+    img, region = blobs(seed, shape=(300, 260 + seed))
+    img += np.random.default_rng(seed).normal(0, 3, img.shape).astype(np.float32)
+    got = noise_sigma(img, region | (seed % 2 == 0), 90.0)
+    reference(True)
+    assert got == noise_sigma(img, region | (seed % 2 == 0), 90.0) and got > 0
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_unit_scale_and_the_final_scaling_equal_numpys_float32(dtype):
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, np.iinfo(dtype).max + 1, (61, 77), dtype=np.int64).astype(dtype)
+    lo, hi = 13.0, float(np.iinfo(dtype).max) * 0.7
+    k = kernels._kernels()
+    want = data.astype(np.float32)
+    want -= np.float32(lo)
+    want *= np.float32(1.0 / (hi - lo))
+    np.clip(want, 0, 1.5, out=want)
+    got = kernels.unit_scale(k, data, lo, hi)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))       # the same bits
+    bg = rng.uniform(0.2, 1.7, data.shape).astype(np.float32)
+    f = got.copy()
+    scale = 170.0 / 0.93
+    assert kernels.divide_scale_clip(k, f, bg, scale)
+    want /= bg
+    want *= np.float32(scale)
+    np.clip(want, 0, 255, out=want)
+    assert np.array_equal(f.view(np.uint32), want.view(np.uint32))
+    assert not kernels.divide_scale_clip(k, f[:, ::2], bg[:, ::2], scale)   # not contiguous
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_normalize_field_is_the_same_bits_on_both_paths(dtype, reference):
+    from poromet.adaptive import normalize_field
+    from poromet.synth import generate_field
+
+    f = generate_field(21, width=320, height=240, bit_depth=8 if dtype == np.uint8 else 16)
+    region = np.zeros(f.image.shape, bool)
+    x, y, w, h = f.rect
+    region[y:y + h, x:x + w] = True
+    got = normalize_field(f.image, region)
+    reference(True)
+    want = normalize_field(f.image, region)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
