@@ -228,10 +228,16 @@ def field_mask(region: np.ndarray, pores: np.ndarray) -> np.ndarray:
 def _encode_png(img: np.ndarray, level: int = 3) -> bytes:
     import cv2
 
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
     if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
         raise PorometError("PNG encoding failed")
     return buf.tobytes()
+
+
+#: zlib's run-length strategy (Z_RLE): on the full-size overlays, half the
+#: time of the default strategy for the same size (1280x960: 22 -> 11 ms,
+#: 790 KB either way; the gray noise leaves few long matches to find)
+_Z_RLE = 3
 
 
 def _encode_png_palette(indices: np.ndarray, palette: np.ndarray, level: int = 1) -> bytes:
@@ -243,7 +249,7 @@ def _encode_png_palette(indices: np.ndarray, palette: np.ndarray, level: int = 1
     im = PILImage.fromarray(np.ascontiguousarray(indices))
     im.putpalette(palette.astype(np.uint8).ravel().tobytes())
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=level)
+    im.save(buf, format="PNG", compress_level=level, compress_type=_Z_RLE)
     return buf.getvalue()
 
 
@@ -323,8 +329,8 @@ def render_field(result: FieldResult, arrays, out_dir: str | Path, *, save_masks
     # 32 levels per channel: a third of the PNG size, no visible change at this size.
     thumb = (thumb & 0xF8) | 4
     rel_thumb = f"thumbs/{sample}/{stem}.png"
-    # level 6: level 9 took five times as long here for 4 % less
-    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=6), durable=False)
+    # level 3: 2.8 ms for a 240-px thumbnail, level 6 6.6 ms for 5 % less
+    atomic_write_bytes(out / rel_thumb, _encode_png(thumb, level=3), durable=False)
 
     if save_masks:
         atomic_write_bytes(out / f"masks/{sample}/{stem}.png",
