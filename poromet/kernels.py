@@ -44,10 +44,11 @@ the last bit, so a pixel whose gray level equals its threshold to within a
 few 1e-7 could fall the other way (``tests/test_kernels.py`` compares both
 paths; on 390 synthetic fields and 21 real SEM images every pixel was the
 same).  Numba compiles the kernels once per installation (``cache=True``:
-about 12 s in the first field); loading them costs a process about 1.2 s
-and 115 MB (LLVM), so they pay off from some 50 fields of 1280x960 per
+about 12 s in the first field); loading them costs a process 0.6-1.2 s
+and ~120 MB (LLVM), so they pay off from some 30-50 fields of 1280x960 per
 process on, and Numba is an optional extra (``pip install poromet[fast]``,
-also in ``[dask]``): a 1280x960 field in ~80 ms instead of ~115 ms.
+also in ``[dask]``): a 1280x960 field in ~50 ms instead of ~65 ms (the
+README's speed section has the figures).
 
 :func:`available` is False when Numba cannot be imported (or, installed,
 cannot be used: a warning says why); callers then use the reference path,
