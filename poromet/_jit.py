@@ -437,32 +437,11 @@ def rounded_hist(v, region):
 
 
 @jit
-def hist_int(v, region, nbins):
-    """(``nbins``-bin histogram of the integer values ``v`` over ``region``
-    (``region`` of shape (1, 1): every pixel), the number of region pixels
-    whose value is ``nbins`` or more)."""
-    H, W = v.shape
-    hist = np.zeros(nbins, np.int64)
-    every = region.shape[0] == 1 and region.shape[1] == 1 and (H != 1 or W != 1)
-    over = 0
-    for y in range(H):
-        row = v[y]
-        rg = region[0] if every else region[y]
-        for x in range(W):
-            if every or rg[x]:
-                b = np.int64(row[x])
-                if b < nbins:
-                    hist[b] += 1
-                else:
-                    over += 1
-    return hist, over
-
-
-@jit
-def hist_float(v, region, nbins, a, b):
-    """(histogram of ``floor(double(v) * a + b)`` over ``region``, the
-    region pixels outside ``[0, nbins)`` or NaN): OpenCV's uniform float
-    bins (``a = nbins / (hi - lo)``, ``b = -lo * a``)."""
+def hist_uniform(v, region, nbins, a, b):
+    """(histogram of ``floor(double(v) * a + b)`` over ``region`` (``region``
+    of shape (1, 1): every pixel), the region pixels outside ``[0, nbins)``
+    or NaN): OpenCV's uniform bins (``a = nbins / (hi - lo)``, ``b = -lo *
+    a``; integer data with ``a = 1``, ``b = 0``: the value is the bin)."""
     H, W = v.shape
     hist = np.zeros(nbins, np.int64)
     every = region.shape[0] == 1 and region.shape[1] == 1 and (H != 1 or W != 1)

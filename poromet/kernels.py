@@ -237,11 +237,11 @@ def histogram(k, data: np.ndarray, region, bins: int, lo: float,
     reg = _region_u8(region, data.shape)
     data = np.ascontiguousarray(data)
     if data.dtype in (np.uint8, np.uint16) and lo == 0 and hi == bins:
-        return k.hist_int(data, reg, int(bins))[0]
+        return k.hist_uniform(data, reg, int(bins), 1.0, 0.0)[0]
     if data.dtype == np.float32:
         low, high = float(np.float32(lo)), float(np.float32(hi))
         a = bins / (high - low)
-        return k.hist_float(data, reg, int(bins), a, -low * a)[0]
+        return k.hist_uniform(data, reg, int(bins), a, -low * a)[0]
     return None
 
 
