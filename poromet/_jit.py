@@ -460,6 +460,13 @@ def hist_uniform(v, region, nbins, a, b):
 
 
 @jit
+def _clip(t, lo, hi):
+    """NumPy's clip of one value: ``min(max(t, lo), hi)`` as NumPy orders it."""
+    t = t if t > lo else lo
+    return t if t < hi else hi
+
+
+@jit
 def unit_scale(data, lo, s, out):
     """``out = clip((float32(data) - lo) * s, 0, 1.5)`` in float32, as
     :func:`poromet.adaptive._robust_unit` computes it."""
@@ -470,9 +477,7 @@ def unit_scale(data, lo, s, out):
         d = data[y]
         o = out[y]
         for x in range(W):
-            t = (np.float32(d[x]) - lo) * s
-            t = t if t > z else z              # NumPy's clip: min(max(t, 0), top)
-            o[x] = t if t < top else top
+            o[x] = _clip((np.float32(d[x]) - lo) * s, z, top)
     return 0
 
 
@@ -487,9 +492,7 @@ def divide_scale_clip(f, bg, s):
         r = f[y]
         g = bg[y]
         for x in range(W):
-            t = (r[x] / g[x]) * s
-            t = t if t > z else z
-            r[x] = t if t < top else top
+            r[x] = _clip((r[x] / g[x]) * s, z, top)
     return 0
 
 
