@@ -7,7 +7,12 @@ as TIFF with a ``.roi.json`` rectangle sidecar that both tools measure):
    8- and 16-bit: measurement only, and the overlay rendering apart;
 2. whole-process batch times over the same fields (``poromet batch
    --no-report``; Python's start included) with 1 and 2 workers, and the
-   report's extra cost (``poromet batch`` with overlays and report.html);
+   report's extra cost (``poromet batch`` with overlays and report.html),
+   and the steady-state throughput once each worker has started (fields
+   per second from the 10th result on, through the library's
+   ``run_fields``): the whole-process 2-worker speed-up is capped by each
+   process's fixed start (Python, imports, Numba's registries), which a
+   90-field batch cannot hide;
 3. ImageJ's global-threshold macro ("Default", %Area in the rectangle) over
    the same fields in one JVM under ``xvfb-run`` (JVM start included), when
    ImageJ is installed (``benchmarks/imagej.py``), and poromet doing the
@@ -252,6 +257,35 @@ def peak_rss(path: Path, *, render: bool, out: Path) -> dict:
             "seconds": float(secs), "status": st}
 
 
+_STEADY_SNIPPET = r"""
+import sys, time
+t0 = time.perf_counter()
+from poromet.batch import discover, run_fields
+from poromet.pipeline import load_pipeline
+tasks, _ = discover(sys.argv[1])
+done = [time.perf_counter() - t0 for _ in run_fields(tasks, load_pipeline(None), None,
+                                                      workers=int(sys.argv[2]), render=False)]
+print(" ".join(f"{t:.4f}" for t in done))
+"""
+
+
+def steady_state(folder: Path, *, workers: int, skip: int = 10) -> dict:
+    """Throughput once every worker runs: fields per second between the
+    ``skip``-th and the last result of a library run (``run_fields``, no
+    tables), which leaves out each process's start (Python, imports, Numba's
+    registries in the first field) that the whole-process walls include."""
+    proc = subprocess.run([sys.executable, "-c", _STEADY_SNIPPET, str(folder), str(workers)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    done = sorted(float(t) for t in proc.stdout.split())
+    if len(done) <= skip + 1:
+        return {"error": f"too few fields ({len(done)}) for a steady state"}
+    span = done[-1] - done[skip]
+    return {"wall_s": span, "fields_per_s": (len(done) - 1 - skip) / span,
+            "first_result_s": done[0]}
+
+
 def run_imagej(items) -> dict:
     try:
         from imagej import imagej_available, imagej_default
@@ -382,6 +416,8 @@ def main(argv=None) -> int:
                                                           report=False, env=ref)
         jobs["reference -j2 measure"] = lambda: run_batch(folder, scratch / "r2", workers=2,
                                                           report=False, env=ref)
+    jobs["steady -j1"] = lambda: steady_state(folder, workers=1)
+    jobs["steady -j2"] = lambda: steady_state(folder, workers=2)
     if not a.no_imagej:
         jobs["ImageJ"] = lambda: run_imagej(batch)
     repeat = a.repeat if a.repeat is not None else (1 if a.quick else 3)
@@ -389,6 +425,7 @@ def main(argv=None) -> int:
     for _ in range(max(1, repeat)):          # alternated, so drifts in load hit all alike
         for k, job in jobs.items():
             trials[k].append(job())
+    steady = {k: _median_run(trials.pop(k)) for k in ("steady -j1", "steady -j2")}
     runs = {k: _median_run(v) for k, v in trials.items() if k != "ImageJ"}
     ij = _median_run(trials["ImageJ"]) if "ImageJ" in trials else {"error": "skipped (--no-imagej)"}
     if repeat > 1:
@@ -396,6 +433,7 @@ def main(argv=None) -> int:
               + "; ".join(f"{k} " + "/".join(f"{t['wall_s']:.1f}" for t in v if "wall_s" in t)
                           for k, v in trials.items()) + ")")
     out["batch"] = {k: v for k, v in runs.items()}
+    out["steady_state"] = steady
     out["imagej"] = {k: v for k, v in ij.items() if k != "porosity"}
     print(f"{'run':>22} {'wall s':>8} {'fields/s':>9} {'ms/field':>9} {'peak RSS MB':>14}")
     for k, v in runs.items():
@@ -404,6 +442,12 @@ def main(argv=None) -> int:
               f"{'/'.join(f'{p:.0f}' for p in peaks):>14}")
         if k.endswith("+report") and v.get("write_s") is not None:
             print(f"{'':>22} (measure {v['measure_s']:.1f} s, tables+report {v['write_s']:.1f} s)")
+    for k, v in steady.items():
+        if "error" in v:
+            print(f"{k:>22} {'n/a':>8}   ({v['error']})")
+        else:
+            print(f"{k:>22} {'':>8} {v['fields_per_s']:9.2f} {1000 / v['fields_per_s']:9.0f}"
+                  f"   (from the 10th result on; first result after {v['first_result_s']:.2f} s)")
     if "error" in ij:
         print(f"{'ImageJ Default macro':>22} {'n/a':>8}   ({ij['error']})")
     else:
@@ -435,6 +479,10 @@ def main(argv=None) -> int:
     scale = j1 / j2
     verdicts.append((f"throughput 2 workers / 1 worker = {scale:.2f} (>= {TARGET_SCALING:g}; "
                      f"{os.cpu_count()} cores, shared)", scale >= TARGET_SCALING))
+    if all("error" not in v for v in steady.values()):
+        ss = steady["steady -j2"]["fields_per_s"] / steady["steady -j1"]["fields_per_s"]
+        verdicts.append((f"  (information) steady state, each process started: 2 workers / "
+                         f"1 worker = {ss:.2f}", None))
     if kernels_on:
         rs = runs["reference -j1 measure"]["wall_s"] / runs["reference -j2 measure"]["wall_s"]
         verdicts.append((f"  (information) reference path: 2 workers / 1 worker = {rs:.2f}", None))
