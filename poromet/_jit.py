@@ -460,6 +460,42 @@ def hist_uniform(v, region, nbins, a, b):
 
 
 @jit
+def fine_hist(v, region, nbins):
+    """``(n, top, hist, ok)`` of :func:`poromet.adaptive._fine_histogram`
+    for float32 ``v`` (any strides): the ``n`` pixels of ``region``, their
+    maximum ``top`` (at least 1e-6) and the histogram of
+    ``int(float32(v * float32((nbins - 1e-3) / top)))``; ``ok`` is False
+    (use the reference) when a value is negative, not finite or falls
+    beyond the last bin."""
+    H, W = v.shape
+    n = 0
+    lo = np.inf
+    hi = -np.inf
+    for y in range(H):
+        for x in range(W):
+            if region[y, x]:
+                t = np.float64(v[y, x])
+                n += 1
+                if t < lo:
+                    lo = t
+                if t > hi:
+                    hi = t
+    hist = np.zeros(nbins, np.int64)
+    if n == 0 or not lo >= 0 or not np.isfinite(hi):
+        return n, hi, hist, False
+    top = hi if hi > 1e-6 else 1e-6
+    s = np.float32((nbins - 1e-3) / top)
+    for y in range(H):
+        for x in range(W):
+            if region[y, x]:
+                i = int(v[y, x] * s)
+                if i >= nbins:
+                    return n, top, hist, False
+                hist[i] += 1
+    return n, top, hist, True
+
+
+@jit
 def _clip(t, lo, hi):
     """NumPy's clip of one value: ``min(max(t, lo), hi)`` as NumPy orders it."""
     t = t if t > lo else lo

@@ -63,7 +63,7 @@ import os
 import numpy as np
 
 __all__ = ["available", "loaded", "describe", "threshold_codes", "keep_large", "histogram",
-           "pair_median", "unit_scale", "divide_scale_clip"]
+           "fine_histogram", "pair_median", "unit_scale", "divide_scale_clip"]
 
 _JIT = None
 _FAILURE = ""           # why Numba, though installed, could not be used
@@ -243,6 +243,24 @@ def histogram(k, data: np.ndarray, region, bins: int, lo: float,
         a = bins / (high - low)
         return k.hist_uniform(data, reg, int(bins), a, -low * a)[0]
     return None
+
+
+def fine_histogram(k, img: np.ndarray, region: np.ndarray, nb: int):
+    """:func:`poromet.adaptive._fine_histogram` of float32 ``img`` through
+    the loaded kernels ``k``, in one pass over ``img`` and ``region`` as
+    they are (strided views too): ``(hist, top, nb)``, ``(None, None, nb)``
+    for an empty region, or None (use the reference) for a 2-D shape
+    mismatch, a negative or non-finite value.  The bins are the reference's:
+    the float32 product ``v * float32((nb - 1e-3) / top)`` truncated."""
+    if img.ndim != 2 or img.dtype != np.float32 or np.shape(region) != img.shape:
+        return None
+    region = np.asarray(region)
+    if region.dtype != np.bool_:
+        return None
+    n, top, hist, ok = k.fine_hist(img, region, int(nb))
+    if n == 0:
+        return None, None, nb
+    return (hist, float(top), nb) if ok else None
 
 
 def pair_median(k, img: np.ndarray, region: np.ndarray, threshold: float):

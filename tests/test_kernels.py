@@ -334,3 +334,32 @@ def test_normalize_field_is_the_same_bits_on_both_paths(dtype, reference):
     reference(True)
     want = normalize_field(f.image, region)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_fine_histogram_kernel_gives_the_reference_bins(seed, step, reference):
+    from poromet.adaptive import _fine_histogram, field_levels
+
+    img, region = blobs(seed, shape=(241, 333))
+    img[5:9, 7:30] = 0.0                                   # the void floor, exactly 0
+    img, region = img[::step, ::step], region[::step, ::step]     # strided views, as field_levels
+    got = _fine_histogram(img, region)
+    levels = field_levels(img, region)
+    empty = _fine_histogram(img, np.zeros(img.shape, bool))
+    reference(True)
+    want = _fine_histogram(img, region)
+    assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
+    assert got[0].sum() == np.count_nonzero(region) > 0
+    assert levels == field_levels(img, region)
+    assert empty is None and _fine_histogram(img, np.zeros(img.shape, bool)) is None
+
+
+@needs_numba
+def test_fine_histogram_kernel_leaves_negative_values_to_the_reference():
+    k = kernels._kernels()
+    img, region = blobs(3)
+    assert kernels.fine_histogram(k, img, region, 3000) is not None
+    img[region.nonzero()[0][0], region.nonzero()[1][0]] = -1.0
+    assert kernels.fine_histogram(k, img, region, 3000) is None
